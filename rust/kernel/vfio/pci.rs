@@ -1,0 +1,654 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! vfio-pci variant drivers.
+//!
+//! A variant driver is a PCI driver, bound only through `driver_override`, whose devices are
+//! vfio-pci-core devices: vfio-pci-core does the work, and the driver overrides the
+//! `vfio_device_ops` it needs to. [`Driver`] is that ops table as a `#[vtable]` trait: every
+//! operation a driver does not implement goes straight to the vfio-pci-core function, and the
+//! default bodies (used when a driver calls them) delegate to vfio-pci-core too.
+//!
+//! C header: [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h)
+
+use crate::{
+    bindings,
+    error::{from_result, to_result, Error, Result},
+    ffi::{c_char, c_int, c_long, c_uint, c_ulong},
+    init::PinInit,
+    mm::virt::VmArea,
+    pci,
+    str::CStr,
+    types::Opaque,
+    uaccess::UserPtr,
+    ThisModule,
+};
+use core::{marker::PhantomData, mem::MaybeUninit, pin::Pin, ptr};
+use macros::vtable;
+
+/// A vfio-pci variant driver: its per-device data and the `vfio_device_ops` it overrides.
+///
+/// # Examples
+///
+/// A driver that overrides nothing but `ioctl` gets vfio-pci-core's functions in every other
+/// slot of its ops table:
+///
+/// ```
+/// use kernel::{bindings, c_str, pci, prelude::*, vfio::pci::{self as vfio_pci, CoreDevice}};
+///
+/// struct Counting;
+///
+/// #[vtable]
+/// impl vfio_pci::Driver for Counting {
+///     type Data = u32;
+///     const NAME: &'static CStr = c_str!("doctest-counting");
+///
+///     fn probe(_pdev: &pci::Device) -> impl PinInit<u32, Error> {
+///         7u32
+///     }
+///
+///     fn ioctl(dev: &CoreDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
+///         dev.core_ioctl(cmd, arg)
+///     }
+/// }
+///
+/// // C functions have unique addresses: compare them as such.
+/// macro_rules! is_core {
+///     ($slot:expr, $core:path) => {
+///         $slot.map(|f| f as usize) == Some($core as usize)
+///     };
+/// }
+/// let ops = vfio_pci::ops_table::<Counting>();
+/// assert!(!is_core!(ops.ioctl, bindings::vfio_pci_core_ioctl));
+/// assert!(ops.ioctl.is_some());
+/// assert!(is_core!(ops.read, bindings::vfio_pci_core_read));
+/// assert!(is_core!(ops.write, bindings::vfio_pci_core_write));
+/// assert!(is_core!(ops.mmap, bindings::vfio_pci_core_mmap));
+/// assert!(is_core!(ops.request, bindings::vfio_pci_core_request));
+/// assert!(is_core!(ops.match_, bindings::vfio_pci_core_match));
+/// assert!(is_core!(ops.close_device, bindings::vfio_pci_core_close_device));
+/// assert!(is_core!(ops.device_feature, bindings::vfio_pci_core_ioctl_feature));
+/// assert!(is_core!(ops.init, bindings::vfio_pci_core_init_dev));
+/// // Open always goes through the driver: vfio-pci-core has no open of its own.
+/// assert!(ops.open_device.is_some());
+/// ```
+#[vtable]
+pub trait Driver: Sized + 'static {
+    /// Per-device state, stored behind the vfio-pci-core device and dropped at its release.
+    type Data: Send + Sync;
+
+    /// Name of the PCI driver (and of the vfio device ops).
+    const NAME: &'static CStr;
+
+    /// Called when the driver binds a function, before the vfio device is registered.
+    ///
+    /// Returns the initialiser of the device's data; failing it fails the bind.
+    fn probe(pdev: &pci::Device) -> impl PinInit<Self::Data, Error>;
+
+    /// `open_device`: the first open of the device by a user.
+    ///
+    /// The default does what vfio-pci does: enable the device (this may reset it), then finish.
+    fn open_device(dev: &CoreDevice<Self>) -> Result {
+        dev.enable()?;
+        dev.finish_enable();
+        Ok(())
+    }
+
+    /// `close_device`: the last close by a user. Defaults to vfio-pci-core's.
+    fn close_device(dev: &CoreDevice<Self>) {
+        dev.core_close_device()
+    }
+
+    /// `ioctl` on the device file. Defaults to vfio-pci-core's.
+    fn ioctl(dev: &CoreDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
+        dev.core_ioctl(cmd, arg)
+    }
+
+    /// `VFIO_DEVICE_FEATURE`. Defaults to vfio-pci-core's.
+    fn device_feature(dev: &CoreDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
+        dev.core_device_feature(flags, arg, argsz)
+    }
+
+    /// `read` on the device file at `*pos`. Defaults to vfio-pci-core's.
+    fn read(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+        dev.core_read(buf, count, pos)
+    }
+
+    /// `write` on the device file at `*pos`. Defaults to vfio-pci-core's.
+    fn write(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+        dev.core_write(buf, count, pos)
+    }
+
+    /// `mmap` of the device file. Defaults to vfio-pci-core's.
+    fn mmap(dev: &CoreDevice<Self>, vma: &VmArea) -> Result {
+        dev.core_mmap(vma)
+    }
+
+    /// The kernel asks the user to release the device (`count`-th request). Defaults to
+    /// vfio-pci-core's.
+    fn request(dev: &CoreDevice<Self>, count: u32) {
+        dev.core_request(count)
+    }
+
+    /// Whether `name` (from `VFIO_GROUP_GET_DEVICE_FD`) designates this device. Defaults to
+    /// vfio-pci-core's.
+    fn match_name(dev: &CoreDevice<Self>, name: &CStr) -> Result<bool> {
+        dev.core_match(name)
+    }
+}
+
+/// The allocation behind every device of driver `T`: vfio-pci-core's device, then `T`'s data.
+#[repr(C)]
+struct Container<T: Driver> {
+    /// Must be first: vfio allocates the whole container with `vdev` at offset 0.
+    core: bindings::vfio_pci_core_device,
+    /// Whether `data` holds a value (it does from the end of probe until release).
+    data_initialised: bool,
+    data: MaybeUninit<T::Data>,
+}
+
+/// A vfio-pci-core device of variant driver `T`, as the driver's callbacks see it.
+///
+/// # Invariants
+///
+/// `self` is the `Container<T>` that [`Registration`]'s probe allocated with `T`'s ops table:
+/// `core` was initialised by `vfio_pci_core_init_dev`, `data` is initialised, and the device is
+/// not released while the reference exists (callbacks run on a registered or open device).
+#[repr(transparent)]
+pub struct CoreDevice<T: Driver>(Opaque<Container<T>>);
+
+impl<T: Driver> CoreDevice<T> {
+    /// Borrows the device a vfio callback was called for.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` is the `vdev` of a `Container<T>` allocated by this module's probe with an
+    /// initialised `data`, and is not released for `'a`.
+    unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
+        // SAFETY: `vdev` is at offset 0 of `core`, itself at offset 0 of the `repr(C)`
+        // container; validity and lifetime come from the safety requirements.
+        unsafe { &*vdev.cast() }
+    }
+
+    fn container(&self) -> *mut Container<T> {
+        self.0.get()
+    }
+
+    fn core_raw(&self) -> *mut bindings::vfio_pci_core_device {
+        // SAFETY: The container is valid (type invariant); only the address is taken.
+        unsafe { ptr::addr_of_mut!((*self.container()).core) }
+    }
+
+    fn vdev_raw(&self) -> *mut bindings::vfio_device {
+        // SAFETY: As for `core_raw`.
+        unsafe { ptr::addr_of_mut!((*self.core_raw()).vdev) }
+    }
+
+    /// The driver's data for this device.
+    pub fn data(&self) -> Pin<&T::Data> {
+        // SAFETY: `data` is initialised (type invariant) and never moves: it lives in the vfio
+        // allocation until release.
+        unsafe { Pin::new_unchecked((*self.container()).data.assume_init_ref()) }
+    }
+
+    /// The PCI function behind the device.
+    pub fn pci_dev(&self) -> &pci::Device {
+        // SAFETY: `vfio_pci_core_init_dev` set `pdev` to the bound function, which stays bound
+        // (and referenced by the driver core) for as long as the vfio device exists.
+        unsafe { pci::Device::from_raw((*self.core_raw()).pdev) }
+    }
+
+    /// Enables the device for a user (`vfio_pci_core_enable`). This resets the device when a
+    /// reset method works.
+    pub fn enable(&self) -> Result {
+        // SAFETY: The device is valid (type invariant); vfio serialises open and close.
+        to_result(unsafe { bindings::vfio_pci_core_enable(self.core_raw()) })
+    }
+
+    /// Completes an open after [`CoreDevice::enable`] (`vfio_pci_core_finish_enable`).
+    pub fn finish_enable(&self) {
+        // SAFETY: As for `enable`.
+        unsafe { bindings::vfio_pci_core_finish_enable(self.core_raw()) }
+    }
+
+    /// Disables the device (`vfio_pci_core_disable`), for an open that fails after
+    /// [`CoreDevice::enable`].
+    pub fn disable(&self) {
+        // SAFETY: As for `enable`.
+        unsafe { bindings::vfio_pci_core_disable(self.core_raw()) }
+    }
+
+    /// vfio-pci-core's `close_device`.
+    pub fn core_close_device(&self) {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::vfio_pci_core_close_device(self.vdev_raw()) }
+    }
+
+    /// vfio-pci-core's `ioctl`.
+    pub fn core_ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        // SAFETY: The device is valid (type invariant); `arg` is the user's argument, checked
+        // by vfio-pci-core.
+        let ret = unsafe { bindings::vfio_pci_core_ioctl(self.vdev_raw(), cmd, arg as c_ulong) };
+        long_result(ret)
+    }
+
+    /// vfio-pci-core's `device_feature`.
+    pub fn core_device_feature(&self, flags: u32, arg: UserPtr, argsz: usize) -> Result {
+        // SAFETY: The device is valid (type invariant); `arg` is a user pointer, checked by
+        // vfio-pci-core.
+        to_result(unsafe {
+            bindings::vfio_pci_core_ioctl_feature(self.vdev_raw(), flags, arg as _, argsz)
+        })
+    }
+
+    /// vfio-pci-core's `read`.
+    pub fn core_read(&self, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+        // SAFETY: The device is valid (type invariant); `buf` is a user pointer, checked by
+        // vfio-pci-core; `pos` is a valid `loff_t`.
+        let ret = unsafe { bindings::vfio_pci_core_read(self.vdev_raw(), buf as _, count, pos) };
+        long_result(ret as c_long).map(|n| n as usize)
+    }
+
+    /// vfio-pci-core's `write`.
+    pub fn core_write(&self, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+        // SAFETY: As for `core_read`.
+        let ret = unsafe { bindings::vfio_pci_core_write(self.vdev_raw(), buf as _, count, pos) };
+        long_result(ret as c_long).map(|n| n as usize)
+    }
+
+    /// vfio-pci-core's `mmap`.
+    pub fn core_mmap(&self, vma: &VmArea) -> Result {
+        // SAFETY: The device is valid (type invariant) and `vma` is the VMA being set up.
+        to_result(unsafe { bindings::vfio_pci_core_mmap(self.vdev_raw(), vma.as_raw()) })
+    }
+
+    /// vfio-pci-core's `request`.
+    pub fn core_request(&self, count: u32) {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::vfio_pci_core_request(self.vdev_raw(), count) }
+    }
+
+    /// vfio-pci-core's `match`.
+    pub fn core_match(&self, name: &CStr) -> Result<bool> {
+        // SAFETY: The device is valid (type invariant); `name` is a NUL-terminated string that
+        // vfio-pci-core only reads.
+        let ret = unsafe {
+            bindings::vfio_pci_core_match(self.vdev_raw(), name.as_char_ptr().cast_mut())
+        };
+        to_result(ret.min(0))?;
+        Ok(ret > 0)
+    }
+}
+
+fn long_result(ret: c_long) -> Result<isize> {
+    if ret < 0 {
+        Err(Error::from_errno(ret as c_int))
+    } else {
+        Ok(ret as isize)
+    }
+}
+
+/// The `vfio_device_ops` of driver `T`: vfio-pci-core's functions wherever `T` does not
+/// override an operation.
+pub fn ops_table<T: Driver>() -> &'static bindings::vfio_device_ops {
+    Adapter::<T>::ops()
+}
+
+struct Adapter<T: Driver>(PhantomData<T>);
+
+impl<T: Driver> Adapter<T> {
+    const OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
+        name: T::NAME.as_char_ptr().cast_mut(),
+        init: Some(bindings::vfio_pci_core_init_dev),
+        release: Some(Self::release_callback),
+        #[cfg(CONFIG_IOMMUFD)]
+        bind_iommufd: Some(bindings::vfio_iommufd_physical_bind),
+        #[cfg(CONFIG_IOMMUFD)]
+        unbind_iommufd: Some(bindings::vfio_iommufd_physical_unbind),
+        #[cfg(CONFIG_IOMMUFD)]
+        attach_ioas: Some(bindings::vfio_iommufd_physical_attach_ioas),
+        #[cfg(CONFIG_IOMMUFD)]
+        detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
+        #[cfg(not(CONFIG_IOMMUFD))]
+        bind_iommufd: None,
+        #[cfg(not(CONFIG_IOMMUFD))]
+        unbind_iommufd: None,
+        #[cfg(not(CONFIG_IOMMUFD))]
+        attach_ioas: None,
+        #[cfg(not(CONFIG_IOMMUFD))]
+        detach_ioas: None,
+        open_device: Some(Self::open_callback),
+        close_device: if T::HAS_CLOSE_DEVICE {
+            Some(Self::close_callback)
+        } else {
+            Some(bindings::vfio_pci_core_close_device)
+        },
+        read: if T::HAS_READ {
+            Some(Self::read_callback)
+        } else {
+            Some(bindings::vfio_pci_core_read)
+        },
+        write: if T::HAS_WRITE {
+            Some(Self::write_callback)
+        } else {
+            Some(bindings::vfio_pci_core_write)
+        },
+        ioctl: if T::HAS_IOCTL {
+            Some(Self::ioctl_callback)
+        } else {
+            Some(bindings::vfio_pci_core_ioctl)
+        },
+        mmap: if T::HAS_MMAP {
+            Some(Self::mmap_callback)
+        } else {
+            Some(bindings::vfio_pci_core_mmap)
+        },
+        request: if T::HAS_REQUEST {
+            Some(Self::request_callback)
+        } else {
+            Some(bindings::vfio_pci_core_request)
+        },
+        match_: if T::HAS_MATCH_NAME {
+            Some(Self::match_callback)
+        } else {
+            Some(bindings::vfio_pci_core_match)
+        },
+        dma_unmap: None,
+        device_feature: if T::HAS_DEVICE_FEATURE {
+            Some(Self::device_feature_callback)
+        } else {
+            Some(bindings::vfio_pci_core_ioctl_feature)
+        },
+    };
+
+    const fn ops() -> &'static bindings::vfio_device_ops {
+        &Self::OPS
+    }
+
+    /// # Safety
+    ///
+    /// Called by vfio with a device of `T`'s ops table (hence a `Container<T>`).
+    unsafe extern "C" fn open_callback(vdev: *mut bindings::vfio_device) -> c_int {
+        // SAFETY: vfio opens only registered devices, whose data probe initialised.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(vdev) };
+        from_result(|| T::open_device(dev).map(|()| 0))
+    }
+
+    /// # Safety
+    ///
+    /// As for `open_callback`.
+    unsafe extern "C" fn close_callback(vdev: *mut bindings::vfio_device) {
+        // SAFETY: As for `open_callback`.
+        T::close_device(unsafe { CoreDevice::<T>::from_vdev(vdev) })
+    }
+
+    /// # Safety
+    ///
+    /// As for `open_callback`.
+    unsafe extern "C" fn ioctl_callback(
+        vdev: *mut bindings::vfio_device,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_long {
+        // SAFETY: As for `open_callback`.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(vdev) };
+        match T::ioctl(dev, cmd, arg as usize) {
+            Ok(ret) => ret as c_long,
+            Err(e) => e.to_errno() as c_long,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As for `open_callback`.
+    unsafe extern "C" fn device_feature_callback(
+        vdev: *mut bindings::vfio_device,
+        flags: u32,
+        arg: *mut crate::ffi::c_void,
+        argsz: usize,
+    ) -> c_int {
+        // SAFETY: As for `open_callback`.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(vdev) };
+        from_result(|| T::device_feature(dev, flags, arg as UserPtr, argsz).map(|()| 0))
+    }
+
+    /// # Safety
+    ///
+    /// As for `open_callback`; `pos` is a valid `loff_t`.
+    unsafe extern "C" fn read_callback(
+        vdev: *mut bindings::vfio_device,
+        buf: *mut c_char,
+        count: usize,
+        pos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: As for `open_callback`; vfio passes the file position, used by nobody else
+        // during the call.
+        let (dev, pos) = unsafe { (CoreDevice::<T>::from_vdev(vdev), &mut *pos) };
+        match T::read(dev, buf as UserPtr, count, pos) {
+            Ok(n) => n as isize,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As for `read_callback`.
+    unsafe extern "C" fn write_callback(
+        vdev: *mut bindings::vfio_device,
+        buf: *const c_char,
+        count: usize,
+        pos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: As for `read_callback`.
+        let (dev, pos) = unsafe { (CoreDevice::<T>::from_vdev(vdev), &mut *pos) };
+        match T::write(dev, buf as UserPtr, count, pos) {
+            Ok(n) => n as isize,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As for `open_callback`; `vma` is the VMA being set up, its mmap lock held.
+    unsafe extern "C" fn mmap_callback(
+        vdev: *mut bindings::vfio_device,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
+        // SAFETY: As for `open_callback`; the mm core holds the mmap lock during `mmap`.
+        let (dev, vma) = unsafe { (CoreDevice::<T>::from_vdev(vdev), VmArea::from_raw(vma)) };
+        from_result(|| T::mmap(dev, vma).map(|()| 0))
+    }
+
+    /// # Safety
+    ///
+    /// As for `open_callback`.
+    unsafe extern "C" fn request_callback(vdev: *mut bindings::vfio_device, count: c_uint) {
+        // SAFETY: As for `open_callback`.
+        T::request(unsafe { CoreDevice::<T>::from_vdev(vdev) }, count)
+    }
+
+    /// # Safety
+    ///
+    /// As for `open_callback`; `buf` is a NUL-terminated string.
+    unsafe extern "C" fn match_callback(
+        vdev: *mut bindings::vfio_device,
+        buf: *mut c_char,
+    ) -> c_int {
+        // SAFETY: As for `open_callback`; vfio passes the user's NUL-terminated device name.
+        let (dev, name) = unsafe { (CoreDevice::<T>::from_vdev(vdev), CStr::from_char_ptr(buf)) };
+        from_result(|| T::match_name(dev, name).map(c_int::from))
+    }
+
+    /// Drops the driver's data, then releases vfio-pci-core's state.
+    ///
+    /// # Safety
+    ///
+    /// Called by vfio once, when the last reference to a device of `T`'s ops table is gone.
+    unsafe extern "C" fn release_callback(vdev: *mut bindings::vfio_device) {
+        let container = vdev.cast::<Container<T>>();
+        // SAFETY: `vdev` is at offset 0 of a `Container<T>` nobody else uses any more; `data`
+        // holds a value exactly when `data_initialised` is set.
+        unsafe {
+            if (*container).data_initialised {
+                (*container).data_initialised = false;
+                (*container).data.assume_init_drop();
+            }
+            bindings::vfio_pci_core_release_dev(vdev);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core with a valid function, bound through `T`'s registration.
+    unsafe extern "C" fn probe_callback(
+        pdev: *mut bindings::pci_dev,
+        _id: *const bindings::pci_device_id,
+    ) -> c_int {
+        from_result(|| {
+            // SAFETY: The PCI core holds the function during probe.
+            let pci_dev = unsafe { pci::Device::from_raw(pdev) };
+            let init = T::probe(pci_dev);
+            // SAFETY: `dev` is the bound function's device; the size covers the whole container
+            // and the ops table is `'static`. vfio zeroes the allocation, so
+            // `data_initialised` starts false, and calls `vfio_pci_core_init_dev` on it.
+            let vdev = unsafe {
+                bindings::_vfio_alloc_device(
+                    core::mem::size_of::<Container<T>>(),
+                    ptr::addr_of_mut!((*pdev).dev),
+                    Self::ops(),
+                )
+            };
+            let vdev = crate::error::from_err_ptr(vdev)?;
+            let container = vdev.cast::<Container<T>>();
+            // SAFETY: The container was just allocated and is not shared yet; `data` is its
+            // final, never-moving place.
+            let init_result =
+                unsafe { init.__pinned_init(ptr::addr_of_mut!((*container).data).cast()) };
+            if let Err(e) = init_result {
+                // SAFETY: Drops the only reference; release sees `data_initialised == false`.
+                unsafe { bindings::vfio_put_device(vdev) };
+                return Err(e);
+            }
+            // SAFETY: As above, the container is not shared yet. The driver data pointer is how
+            // remove finds the container again.
+            unsafe {
+                (*container).data_initialised = true;
+                bindings::dev_set_drvdata(ptr::addr_of_mut!((*pdev).dev), container.cast());
+            }
+            // SAFETY: `core` is initialised; registration publishes the device to users.
+            let ret = unsafe {
+                bindings::vfio_pci_core_register_device(ptr::addr_of_mut!((*container).core))
+            };
+            if ret != 0 {
+                // SAFETY: Registration failed, so ours is the only reference.
+                unsafe { bindings::vfio_put_device(vdev) };
+                return Err(Error::from_errno(ret));
+            }
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core for a function whose probe succeeded.
+    unsafe extern "C" fn remove_callback(pdev: *mut bindings::pci_dev) {
+        // SAFETY: Probe stored the container as the driver data.
+        unsafe {
+            let container =
+                bindings::dev_get_drvdata(ptr::addr_of_mut!((*pdev).dev)).cast::<Container<T>>();
+            // Waits for users to go away, then drops the probe's reference.
+            bindings::vfio_pci_core_unregister_device(ptr::addr_of_mut!((*container).core));
+            bindings::vfio_put_device(ptr::addr_of_mut!((*container).core.vdev));
+        }
+    }
+}
+
+/// The registration of a variant driver with the PCI core: it binds a function only when the
+/// function's `driver_override` names it (`PCI_DRIVER_OVERRIDE_DEVICE_VFIO(PCI_ANY_ID,
+/// PCI_ANY_ID)`), leaves DMA setup to the driver (`driver_managed_dma`), and uses
+/// vfio-pci-core's error handlers. Unregisters on drop.
+pub struct Registration<T: Driver> {
+    inner: crate::alloc::KBox<RegistrationInner>,
+    _driver: PhantomData<T>,
+}
+
+/// The driver structure and its ID table, boxed so that their addresses never change while
+/// registered.
+struct RegistrationInner {
+    driver: bindings::pci_driver,
+    ids: [bindings::pci_device_id; 2],
+}
+
+impl<T: Driver> Registration<T> {
+    /// Registers `T` as a PCI driver of `module`, whose `KBUILD_MODNAME` is `module_name`.
+    pub fn new(module: &'static ThisModule, module_name: &'static CStr) -> Result<Self> {
+        // SAFETY: Both structures are plain C data for which all-zeroes is valid (and means
+        // "unset"); the ID table's second entry stays zero as its terminator.
+        let mut inner = crate::alloc::KBox::new(
+            unsafe {
+                RegistrationInner {
+                    driver: core::mem::zeroed(),
+                    ids: core::mem::zeroed(),
+                }
+            },
+            crate::alloc::flags::GFP_KERNEL,
+        )?;
+        inner.ids[0] = vfio_override_any_id();
+        let ids = inner.ids.as_ptr();
+        let driver = &mut inner.driver;
+        driver.name = T::NAME.as_char_ptr();
+        driver.id_table = ids;
+        driver.probe = Some(Adapter::<T>::probe_callback);
+        driver.remove = Some(Adapter::<T>::remove_callback);
+        driver.err_handler = ptr::addr_of!(bindings::vfio_pci_core_err_handlers);
+        driver.driver_managed_dma = true;
+        // SAFETY: The driver structure is complete and lives in the box, which outlives the
+        // registration (drop unregisters first).
+        to_result(unsafe {
+            bindings::__pci_register_driver(&mut inner.driver, module.0, module_name.as_char_ptr())
+        })?;
+        Ok(Self {
+            inner,
+            _driver: PhantomData,
+        })
+    }
+}
+
+/// The ID entry that matches any function, but only through `driver_override`.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{bindings, pci, vfio::pci::vfio_override_any_id};
+///
+/// let id = vfio_override_any_id();
+/// assert_eq!((id.vendor, id.device), (pci::ANY_ID, pci::ANY_ID));
+/// assert_eq!((id.subvendor, id.subdevice), (pci::ANY_ID, pci::ANY_ID));
+/// assert_eq!(id.override_only, bindings::PCI_ID_F_VFIO_DRIVER_OVERRIDE);
+/// ```
+pub fn vfio_override_any_id() -> bindings::pci_device_id {
+    bindings::pci_device_id {
+        vendor: pci::ANY_ID,
+        device: pci::ANY_ID,
+        subvendor: pci::ANY_ID,
+        subdevice: pci::ANY_ID,
+        class: 0,
+        class_mask: 0,
+        driver_data: 0,
+        override_only: bindings::PCI_ID_F_VFIO_DRIVER_OVERRIDE,
+    }
+}
+
+impl<T: Driver> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: The driver was registered by `new` and is unregistered once, here; this
+        // unbinds every device (running remove) before it returns.
+        unsafe { bindings::pci_unregister_driver(&mut self.inner.driver) };
+    }
+}
+
+// SAFETY: The registration is only touched at creation and drop; the PCI core serialises its
+// own use of the driver structure.
+unsafe impl<T: Driver> Send for Registration<T> {}
+
+// SAFETY: No method takes `&self`.
+unsafe impl<T: Driver> Sync for Registration<T> {}

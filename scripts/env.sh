@@ -1,0 +1,22 @@
+# shellcheck shell=bash
+# Common paths and toolchain for every harness script. Source it, don't run it.
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export REPO
+# Everything big lives outside the repo, in a cache shared by every clone.
+CXLVFIO_CACHE=${CXLVFIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cxl-vfio-pci}
+KSRC_TARBALL=${KSRC_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
+export PATH="$HOME/.cargo/bin:$PATH"
+# The kernel needs Debian's rustc-web (it ships rust-src); the rustup toolchain
+# on PATH is for host crates only.
+KRUSTC=${KRUSTC:-/usr/bin/rustc}
+KBINDGEN=${KBINDGEN:-$(command -v bindgen || echo "$HOME/.cargo/bin/bindgen")}
+base_tag() {
+	# Debian package version of the base tree: the first part of the cache key.
+	dpkg-query -W -f '${Version}' linux-source-6.12 2>/dev/null | tr '~+:' '___'
+}
+KTREE_ROOT="$CXLVFIO_CACHE/linux-$(base_tag)"
+KSRC="$KTREE_ROOT/src"
+KBUILD="$KTREE_ROOT/build"
+KMAKE=(make -C "$KSRC" O="$KBUILD" LLVM=1 RUSTC="$KRUSTC" RUSTDOC=/usr/bin/rustdoc
+	RUSTFMT=/usr/bin/rustfmt CLIPPY_DRIVER=/usr/bin/clippy-driver
+	BINDGEN="$KBINDGEN" -j"$(nproc)")

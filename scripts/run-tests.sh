@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Run every test suite and end with one line: "N passed, N failed".
+#   1. host: cargo test of every host crate (register model, CEDT parser, UAPI lib)
+#   2. static: rustfmt, no `unsafe`/`bindings::` in the driver, SAFETY comments
+#   3. VM: the smoke suite (KTAP) through VFIO exactly as a VMM would
+#   4. in-kernel: the KUnit doctests of our abstractions, run at boot of the test kernel
+set -uo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$REPO"
+logs=${TEST_LOG_DIR:-$(mktemp -d /tmp/cxlvfio-tests.XXXXXX)}
+mkdir -p "$logs"
+passed=0 failed=0
+count() { # count SUITE PASSED FAILED
+	echo "== $1: $2 passed, $3 failed"
+	passed=$((passed + $2)) failed=$((failed + $3))
+}
+die_setup() { echo "run-tests: $*" >&2; count setup 0 1; echo "$passed passed, $failed failed"; exit 1; }
+
+scripts/setup.sh || die_setup "setup failed"
+echo "== building the test kernel (log: $logs/kbuild.log)"
+scripts/kbuild.sh >"$logs/kbuild.log" 2>&1 || { tail -n 40 "$logs/kbuild.log"; die_setup "kernel build failed"; }
+grep '^kbuild: built base kernel' "$logs/kbuild.log"
+cargo build --release --workspace --quiet || die_setup "host tools do not build"
+
+# 1. Host crates.
+cargo test --workspace --quiet 2>&1 | tee "$logs/cargo-test.log"
+hp=$(sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\1/p' "$logs/cargo-test.log" | paste -sd+ | bc)
+hf=$(sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\2/p' "$logs/cargo-test.log" | paste -sd+ | bc)
+[ "${PIPESTATUS[0]:-0}" = 0 ] || [ "${hf:-0}" != 0 ] || hf=1 # a crate that fails to build fails the suite
+count host "${hp:-0}" "${hf:-0}"
+
+# 2. Static checks.
+sp=0 sf=0
+check() { if "$@" >"$logs/static.tmp" 2>&1; then sp=$((sp + 1)); echo "ok - $desc"; else sf=$((sf + 1)); echo "not ok - $desc"; sed 's/^/#   /' "$logs/static.tmp" | head -n 20; fi; }
+desc="no unsafe and no bindings:: in drivers/"
+check bash -c '! grep -rnE "\bunsafe\b|bindings::" drivers --include="*.rs"'
+desc="every unsafe block in rust/ has a SAFETY comment"
+check scripts/safety-check.sh
+desc="rustfmt: kernel-side Rust is formatted"
+check /usr/bin/rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" $(git ls-files --cached --others --exclude-standard 'rust/*.rs' 'drivers/*.rs')
+desc="rustfmt: host crates are formatted"
+check cargo fmt --all -- --check
+count static "$sp" "$sf"
+
+# 3 + 4. One VM boot: the smoke suite, then the kernel log's KUnit results.
+echo "== VM smoke suite"
+VM_DMESG="$logs/dmesg" VM_CONSOLE="$logs/console" scripts/vm-run.sh -- target/release/cxlvfio-smoke \
+	>"$logs/smoke.ktap" 2>&1
+vm_rc=$?
+cat "$logs/smoke.ktap"
+vp=$(grep -cE '^ok [0-9]+ ' "$logs/smoke.ktap")
+vf=$(grep -cE '^not ok [0-9]+ ' "$logs/smoke.ktap")
+if [ "$vp" = 0 ] && [ "$vf" = 0 ]; then vf=1; echo "run-tests: the smoke suite did not run (exit $vm_rc)"; fi
+[ "$vm_rc" = 0 ] || [ "$vf" != 0 ] || { vf=1; echo "run-tests: the smoke suite exited $vm_rc"; }
+count vm-smoke "$vp" "$vf"
+
+echo "== KUnit doctests (from the guest kernel log)"
+kp=0 kf=0
+if [ -s "$logs/dmesg" ]; then
+	sed -n 's/^\[[ 0-9.]*\] *//; /rust_doctest/p' "$logs/dmesg" >"$logs/kunit.ktap"
+	kp=$(grep -cE '^\s*ok [0-9]+ rust_doctest_kernel_' "$logs/kunit.ktap")
+	kf=$(grep -cE '^\s*not ok [0-9]+ rust_doctest_kernel_' "$logs/kunit.ktap")
+	ours=$(grep -cE '^\s*ok [0-9]+ rust_doctest_kernel_(pci|vfio|module_param|dev_printk|mm)' "$logs/kunit.ktap")
+	grep -E 'rust_doctests_kernel: pass:' "$logs/kunit.ktap" | sed 's/^/# /'
+	echo "# of which ours (pci, vfio, module_param, dev_printk, mm): $ours passed"
+	grep -E '^\s*not ok' "$logs/kunit.ktap" | sed 's/^/# /'
+	[ "$ours" -gt 0 ] || { kf=$((kf + 1)); echo "run-tests: none of our doctests ran"; }
+else
+	kf=1
+	echo "run-tests: no guest kernel log"
+fi
+count kunit "$kp" "$kf"
+
+echo "logs: $logs"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install every host dependency of the build, the VM and the tests.
+# Idempotent: each step is skipped when what it installs is already there.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+APT_PACKAGES=(linux-source-6.12 rustc-web rust-web-src rust-web-clippy rustfmt-web
+	clang lld llvm libclang-dev bc flex bison libelf-dev libssl-dev cpio
+	kmod xz-utils make patch qemu-system-x86 busybox-static)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+	dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: apt-get install ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! bindgen --version 2>/dev/null | grep -q '0\.69\.5'; then
+	echo "setup: cargo install bindgen-cli 0.69.5"
+	cargo install --locked bindgen-cli --version 0.69.5 -q
+fi
+
+if ! command -v vng >/dev/null 2>&1; then
+	echo "setup: pip install virtme-ng"
+	python3 -m pip install -q --root-user-action=ignore virtme-ng==1.42 ||
+		python3 -m pip install -q --break-system-packages virtme-ng==1.42
+fi
+echo "setup: host dependencies present"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Run a host command inside the CXL test VM (QEMU q35 + TCG, booted by virtme-ng),
+# with the host filesystem visible at the same paths (/tmp writable).
+#
+#   scripts/vm-run.sh [--setup none|fw|bind] [--disable-cxl] [--] CMD...
+#
+# Before CMD runs, the guest (see scripts/guest-setup.sh):
+#   fw:   programs and commits the CXL host-bridge and endpoint HDM decoder 0 from
+#         the ACPI CEDT, as platform firmware would (userspace/cxl-fwemu);
+#   bind: fw, then enables VFIO no-IOMMU mode, loads cxl-vfio-pci with modprobe
+#         and binds the CXL device through driver_override (the default).
+# CMD sees CXL_BDF (the device) in its environment. The exit status is CMD's.
+# VM_DMESG=FILE / VM_CONSOLE=FILE keep the guest's kernel log / the console.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+setup=bind
+modargs=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--setup) setup=$2; shift 2 ;;
+	--disable-cxl) modargs="disable_cxl=1"; shift ;;
+	--) shift; break ;;
+	*) break ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "usage: $0 [--setup none|fw|bind] [--disable-cxl] [--] CMD..." >&2; exit 2; }
+[ -f "$KBUILD/arch/x86/boot/bzImage" ] || { echo "vm-run: no kernel in $KBUILD: run 'make kernel'" >&2; exit 2; }
+[ -x "$REPO/target/release/cxl-fwemu" ] || { echo "vm-run: build the host tools first ('make tools')" >&2; exit 2; }
+
+run_dir=$(mktemp -d /tmp/cxlvm.XXXXXX)
+trap 'rm -rf "$run_dir"' EXIT
+# Sparse backing files for the type-3 device's memory and label storage area.
+truncate -s 256M "$run_dir/cxl-mem.raw" "$run_dir/cxl-lsa.raw"
+printf '%q ' "$@" >"$run_dir/cmd"
+
+qemu_opts="-M q35,cxl=on \
+-object memory-backend-file,id=cxl-mem1,share=on,mem-path=$run_dir/cxl-mem.raw,size=256M \
+-object memory-backend-file,id=cxl-lsa1,share=on,mem-path=$run_dir/cxl-lsa.raw,size=256M \
+-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
+-device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2 \
+-device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0 \
+-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G"
+
+# virtme-ng passes no root= for a 9p root; 6.12 needs the mount tag spelt out.
+# KVM does not boot guests on these machines: TCG is the default (VM_ACCEL=kvm to try).
+accel=(--disable-kvm)
+[ "${VM_ACCEL:-tcg}" = kvm ] && accel=()
+
+set +e
+timeout "${VM_TIMEOUT:-900}" vng --run "$KBUILD" "${accel[@]}" --disable-microvm \
+	--cpus 2 --memory 2G --rwdir /tmp --verbose \
+	--append "root=/dev/root ${VM_APPEND:-loglevel=4}" \
+	--qemu-opts="$qemu_opts" \
+	--exec "bash $REPO/scripts/guest-setup.sh $setup '$modargs' $run_dir" \
+	</dev/null >"$run_dir/console" 2>&1
+vng_rc=$?
+set -e
+[ -n "${VM_DMESG:-}" ] && cp "$run_dir/dmesg" "$VM_DMESG" 2>/dev/null
+[ -n "${VM_CONSOLE:-}" ] && cp "$run_dir/console" "$VM_CONSOLE"
+if [ -f "$run_dir/rc" ]; then
+	cat "$run_dir/out"
+	exit "$(cat "$run_dir/rc")"
+fi
+echo "vm-run: the VM did not run the command (vng exit $vng_rc); console follows" >&2
+tail -n 60 "$run_dir/console" >&2
+exit 125

@@ -1,0 +1,691 @@
+//! `cxlvfio-smoke`: the in-VM smoke suite for `cxl-vfio-pci`, reported as KTAP.
+//!
+//! Runs as root in the guest after the harness has loaded the module, enabled
+//! VFIO no-IOMMU mode and bound the device through `driver_override`. It drives
+//! the device only through the VFIO UAPI, then unbinds it, unloads the module
+//! and checks the kernel log for warnings.
+//!
+//! ```text
+//! cxlvfio-smoke [--device <BDF>] [--expect-ids VVVV:DDDD]
+//! ```
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cxlvfio::error::raw_os_error;
+use cxlvfio::uapi::{
+    device_flags_str, region_flags_str, VFIO_API_VERSION, VFIO_GROUP_FLAGS_VIABLE,
+    VFIO_NOIOMMU_IOMMU, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_NUM_REGIONS,
+    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
+};
+use cxlvfio::{kmod, kmsg, ktap::Ktap, open_device, pci, Container, Device, DeviceInfo, Group};
+
+/// Module name as modprobe/modinfo know it.
+const MODULE: &str = "cxl-vfio-pci";
+/// Name of the PCI driver (the `driver` link target).
+const DRIVER: &str = "cxl-vfio-pci";
+/// The module parameter that must exist, read-only, default off.
+const PARAM: &str = "disable_cxl";
+/// BAR0 of QEMU's `cxl-type3` device: the 64 KiB component/device register block.
+const EXPECTED_BAR0_SIZE: u64 = 0x10000;
+/// QEMU `cxl-type3` PCI IDs.
+const DEFAULT_IDS: (u16, u16) = (0x8086, 0x0d93);
+/// At most this many kernel log problem lines are printed.
+const MAX_LOG_LINES: usize = 40;
+/// Sysfs writes and rmmod that block longer than this mean a hung driver.
+const KERNEL_OP_TIMEOUT: Duration = Duration::from_secs(30);
+
+const USAGE: &str = "usage: cxlvfio-smoke [--device <BDF>] [--expect-ids VVVV:DDDD]\n\
+\n\
+Runs the cxl-vfio-pci smoke tests against <BDF> (default: $CXL_BDF) and prints\n\
+KTAP. --expect-ids defaults to 8086:0d93. Exit status 0 if every test passed.";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Options {
+    bdf: String,
+    vendor: u16,
+    device: u16,
+}
+
+/// Parses `VVVV:DDDD` (hex, optional `0x`).
+fn parse_ids(s: &str) -> Option<(u16, u16)> {
+    let (v, d) = s.split_once(':')?;
+    let hex = |t: &str| {
+        let t = t.strip_prefix("0x").unwrap_or(t);
+        (!t.is_empty() && t.len() <= 4)
+            .then(|| u16::from_str_radix(t, 16).ok())
+            .flatten()
+    };
+    Some((hex(v)?, hex(d)?))
+}
+
+/// `Ok(None)` means help was requested.
+fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options>, String> {
+    let mut bdf = env_bdf.filter(|s| !s.is_empty());
+    let mut ids = DEFAULT_IDS;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("{key} needs a value"))
+        };
+        match key {
+            "-h" | "--help" => return Ok(None),
+            "--device" => bdf = Some(value()?),
+            "--expect-ids" => {
+                let v = value()?;
+                ids = parse_ids(&v).ok_or_else(|| format!("bad --expect-ids {v:?}"))?;
+            }
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    let bdf = bdf.ok_or("no device: pass --device <BDF> or set CXL_BDF")?;
+    let bdf = pci::normalize_bdf(&bdf).map_err(|e| e.to_string())?;
+    Ok(Some(Options {
+        bdf,
+        vendor: ids.0,
+        device: ids.1,
+    }))
+}
+
+/// State shared by the steps.
+struct Ctx {
+    opts: Options,
+    vfio: Option<(Container, Group, Device)>,
+    info: Option<DeviceInfo>,
+}
+
+impl Ctx {
+    fn device(&self) -> Result<&Device, String> {
+        self.vfio
+            .as_ref()
+            .map(|(_, _, d)| d)
+            .ok_or_else(|| "device is not open".to_string())
+    }
+
+    /// Closes every VFIO fd we hold. The kernel's unbind waits for all users
+    /// of the device to go away, so this must run before unbinding.
+    fn drop_vfio(&mut self) {
+        self.vfio = None;
+    }
+}
+
+type StepFn = fn(&mut Ctx, &mut Vec<String>) -> Result<(), String>;
+
+/// One test: its KTAP name, the steps that must have passed, and the body.
+/// Diagnostics pushed by the body are printed before the result line.
+struct Step {
+    name: &'static str,
+    deps: &'static [&'static str],
+    run: StepFn,
+}
+
+const STEPS: &[Step] = &[
+    Step {
+        name: "module_loaded",
+        deps: &[],
+        run: module_loaded,
+    },
+    Step {
+        name: "modinfo_lists_disable_cxl",
+        deps: &[],
+        run: modinfo_lists_disable_cxl,
+    },
+    Step {
+        name: "param_disable_cxl_readonly",
+        deps: &["module_loaded"],
+        run: param_disable_cxl_readonly,
+    },
+    Step {
+        name: "device_bound",
+        deps: &[],
+        run: device_bound,
+    },
+    Step {
+        name: "vfio_open",
+        deps: &["device_bound"],
+        run: vfio_open,
+    },
+    Step {
+        name: "device_info",
+        deps: &["vfio_open"],
+        run: device_info,
+    },
+    Step {
+        name: "config_ids",
+        deps: &["vfio_open"],
+        run: config_ids,
+    },
+    Step {
+        name: "bar0_size",
+        deps: &["vfio_open"],
+        run: bar0_size,
+    },
+    Step {
+        name: "device_reset",
+        deps: &["vfio_open", "device_info"],
+        run: device_reset,
+    },
+    Step {
+        name: "close",
+        deps: &["vfio_open"],
+        run: close,
+    },
+    Step {
+        name: "unbind",
+        deps: &["device_bound"],
+        run: unbind,
+    },
+    Step {
+        name: "rmmod",
+        deps: &["module_loaded"],
+        run: rmmod,
+    },
+    Step {
+        name: "kernel_log_clean",
+        deps: &[],
+        run: kernel_log_clean,
+    },
+];
+
+fn module_loaded(_: &mut Ctx, _: &mut Vec<String>) -> Result<(), String> {
+    let dir = kmod::module_dir(MODULE);
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!("{} does not exist", dir.display()))
+    }
+}
+
+fn modinfo_lists_disable_cxl(_: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let text = kmod::modinfo(MODULE).map_err(|e| e.to_string())?;
+    let params = kmod::modinfo_params(&text);
+    if params.iter().any(|p| p == PARAM) {
+        Ok(())
+    } else {
+        diag.push(format!("modinfo {MODULE} parameters: {params:?}"));
+        Err(format!("no parm: line names {PARAM}"))
+    }
+}
+
+fn param_disable_cxl_readonly(_: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let path = kmod::param_path(MODULE, PARAM);
+    let meta = fs::metadata(&path).map_err(|e| format!("stat {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    let value = fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    diag.push(format!(
+        "{}: mode {mode:04o}, value {:?}",
+        path.display(),
+        value.trim()
+    ));
+    if mode != 0o444 {
+        return Err(format!("mode is {mode:04o}, expected 0444"));
+    }
+    if value.trim() != "N" {
+        return Err(format!("value is {:?}, expected \"N\"", value.trim()));
+    }
+    Ok(())
+}
+
+fn device_bound(ctx: &mut Ctx, _: &mut Vec<String>) -> Result<(), String> {
+    pci::check_exists(&ctx.opts.bdf).map_err(|e| e.to_string())?;
+    match pci::driver_name(&ctx.opts.bdf).map_err(|e| e.to_string())? {
+        Some(d) if d == DRIVER => Ok(()),
+        Some(d) => Err(format!(
+            "{} is bound to {d}, expected {DRIVER}",
+            ctx.opts.bdf
+        )),
+        None => Err(format!("{} has no driver bound", ctx.opts.bdf)),
+    }
+}
+
+fn vfio_open(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let (container, group, device) = open_device(&ctx.opts.bdf).map_err(|e| e.to_string())?;
+    diag.push(format!(
+        "group {} via {}",
+        group.number(),
+        group.path().display()
+    ));
+    // Keep the fds even if a check below fails: later steps report on their own.
+    let result = (|| {
+        let version = container.api_version().map_err(|e| e.to_string())?;
+        if version != VFIO_API_VERSION {
+            return Err(format!(
+                "API version {version}, expected {VFIO_API_VERSION}"
+            ));
+        }
+        if !group.is_noiommu() {
+            return Err(format!(
+                "{} is not a no-IOMMU group (is enable_unsafe_noiommu_mode set?)",
+                group.path().display()
+            ));
+        }
+        if !container
+            .check_extension(VFIO_NOIOMMU_IOMMU)
+            .map_err(|e| e.to_string())?
+        {
+            return Err("container lacks the VFIO_NOIOMMU_IOMMU extension".to_string());
+        }
+        let status = group.status().map_err(|e| e.to_string())?;
+        diag.push(format!("group status flags {status:#x}"));
+        if status & VFIO_GROUP_FLAGS_VIABLE == 0 {
+            return Err("group is not viable".to_string());
+        }
+        Ok(())
+    })();
+    ctx.vfio = Some((container, group, device));
+    result
+}
+
+fn device_info(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let info = ctx.device()?.info().map_err(|e| e.to_string())?;
+    diag.push(format!(
+        "flags {:#x} [{}], num_regions {}, num_irqs {}",
+        info.flags,
+        device_flags_str(info.flags),
+        info.num_regions,
+        info.num_irqs
+    ));
+    let result = if !info.is_pci() {
+        Err("VFIO_DEVICE_FLAGS_PCI not set".to_string())
+    } else if info.num_regions < VFIO_PCI_NUM_REGIONS {
+        Err(format!(
+            "num_regions {} < {VFIO_PCI_NUM_REGIONS}",
+            info.num_regions
+        ))
+    } else {
+        Ok(())
+    };
+    ctx.info = Some(info);
+    result
+}
+
+fn config_ids(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let dev = ctx.device()?;
+    let vendor = dev.config_read16(0).map_err(|e| e.to_string())?;
+    let device = dev.config_read16(2).map_err(|e| e.to_string())?;
+    let bdf = &ctx.opts.bdf;
+    let s_vendor = pci::read_hex_attr(bdf, "vendor").map_err(|e| e.to_string())?;
+    let s_device = pci::read_hex_attr(bdf, "device").map_err(|e| e.to_string())?;
+    let (want_v, want_d) = (ctx.opts.vendor, ctx.opts.device);
+    diag.push(format!(
+        "vfio {vendor:04x}:{device:04x}, sysfs {s_vendor:04x}:{s_device:04x}, expected {want_v:04x}:{want_d:04x}"
+    ));
+    if u64::from(vendor) != s_vendor || u64::from(device) != s_device {
+        return Err("VFIO config space and sysfs disagree".to_string());
+    }
+    if vendor != want_v || device != want_d {
+        return Err(format!(
+            "ids {vendor:04x}:{device:04x}, expected {want_v:04x}:{want_d:04x}"
+        ));
+    }
+    Ok(())
+}
+
+fn bar0_size(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let region = ctx
+        .device()?
+        .region_info(VFIO_PCI_BAR0_REGION_INDEX)
+        .map_err(|e| e.to_string())?;
+    let res = pci::resource(&ctx.opts.bdf, 0).map_err(|e| e.to_string())?;
+    diag.push(format!(
+        "BAR0: vfio size {:#x} flags [{}], sysfs {:#x}-{:#x} size {:#x}",
+        region.size,
+        region_flags_str(region.flags),
+        res.start,
+        res.end,
+        res.size()
+    ));
+    if region.size != EXPECTED_BAR0_SIZE {
+        return Err(format!(
+            "size {:#x}, expected {EXPECTED_BAR0_SIZE:#x}",
+            region.size
+        ));
+    }
+    if !region.has_flags(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE) {
+        return Err(format!(
+            "flags [{}] lack READ|WRITE",
+            region_flags_str(region.flags)
+        ));
+    }
+    if res.size() != region.size {
+        return Err(format!(
+            "sysfs resource size {:#x} != VFIO size {:#x}",
+            res.size(),
+            region.size
+        ));
+    }
+    Ok(())
+}
+
+fn device_reset(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let supports = ctx
+        .info
+        .as_ref()
+        .map(DeviceInfo::supports_reset)
+        .ok_or("no device info")?;
+    let method = pci::reset_method(&ctx.opts.bdf).map_err(|e| e.to_string())?;
+    diag.push(format!(
+        "reset_method: {}; VFIO_DEVICE_FLAGS_RESET: {}",
+        method.as_deref().unwrap_or("(attribute absent)"),
+        if supports { "set" } else { "clear" }
+    ));
+    let dev = ctx.device()?;
+    let result = dev.reset();
+    diag.push(match &result {
+        Ok(()) => "VFIO_DEVICE_RESET: ok".to_string(),
+        Err(e) => format!("VFIO_DEVICE_RESET: {e}"),
+    });
+    // Same contract as vfio-pci: the ioctl works iff the flag says so, and
+    // otherwise fails with exactly EINVAL.
+    match (supports, &result) {
+        (true, Err(e)) => return Err(format!("reset advertised but failed: {e}")),
+        (false, Ok(())) => return Err("reset not advertised but succeeded".to_string()),
+        (false, Err(e)) if raw_os_error(e) != Some(libc::EINVAL) => {
+            return Err(format!("reset not advertised, expected EINVAL, got: {e}"))
+        }
+        _ => {}
+    }
+    let vendor = dev.config_read16(0).map_err(|e| e.to_string())?;
+    diag.push(format!("vendor after reset: {vendor:#06x}"));
+    if vendor != ctx.opts.vendor {
+        return Err(format!(
+            "vendor {vendor:#06x} after reset, expected {:#06x}",
+            ctx.opts.vendor
+        ));
+    }
+    Ok(())
+}
+
+/// Closes device, group and container in that order, reporting close errors.
+fn close_all((container, group, device): (Container, Group, Device)) -> Result<(), String> {
+    // Close everything even if one fails, then report the first error.
+    let results = [
+        device.close().map_err(|e| e.to_string()),
+        group.close().map_err(|e| e.to_string()),
+        container.close().map_err(|e| e.to_string()),
+    ];
+    results.into_iter().collect()
+}
+
+fn close(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    ctx.info = None;
+    let fds = ctx.vfio.take().ok_or("device is not open")?;
+    close_all(fds).map_err(|e| format!("first close: {e}"))?;
+    // A second open shows the release path left the device usable.
+    let again = open_device(&ctx.opts.bdf).map_err(|e| format!("second open: {e}"))?;
+    let vendor = again.2.config_read16(0);
+    let closed = close_all(again).map_err(|e| format!("second close: {e}"));
+    let vendor = vendor.map_err(|e| format!("second open: {e}"))?;
+    diag.push(format!("second open: vendor {vendor:#06x}"));
+    closed?;
+    if vendor != ctx.opts.vendor {
+        return Err(format!("second open read vendor {vendor:#06x}"));
+    }
+    Ok(())
+}
+
+/// Runs `f` on a helper thread and gives up waiting after `timeout`, so a
+/// driver that hangs in unbind or module removal fails the test instead of
+/// the whole run. A thread stuck in the kernel is left behind.
+fn with_timeout<T: Send + 'static>(
+    timeout: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(timeout).ok()
+}
+
+/// Polls `cond` for up to two seconds: sysfs removal can lag a moment behind.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > Duration::from_secs(2) {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn unbind(ctx: &mut Ctx, _: &mut Vec<String>) -> Result<(), String> {
+    ctx.drop_vfio();
+    let bdf = ctx.opts.bdf.clone();
+    let writer = bdf.clone();
+    with_timeout(KERNEL_OP_TIMEOUT, move || pci::unbind(&writer))
+        .ok_or_else(|| format!("unbind did not return within {KERNEL_OP_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
+    let link = pci::device_dir(&bdf).join("driver");
+    if eventually(|| matches!(pci::driver_name(&bdf), Ok(None))) {
+        Ok(())
+    } else {
+        Err(format!("{} still exists after unbind", link.display()))
+    }
+}
+
+fn rmmod(_: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let name = kmod::sysfs_name(MODULE);
+    let arg = name.clone();
+    let out = with_timeout(KERNEL_OP_TIMEOUT, move || kmod::run("rmmod", &[&arg]))
+        .ok_or_else(|| format!("rmmod did not return within {KERNEL_OP_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
+    for line in out.stdout.lines().chain(out.stderr.lines()) {
+        diag.push(format!("rmmod: {line}"));
+    }
+    if !out.success {
+        return Err(format!("rmmod {name}: {}", out.status));
+    }
+    let dir = kmod::module_dir(MODULE);
+    if eventually(|| !dir.exists()) {
+        Ok(())
+    } else {
+        Err(format!("{} still exists after rmmod", dir.display()))
+    }
+}
+
+fn kernel_log_clean(_: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let problems = kmsg::kernel_log_problems().map_err(|e| e.to_string())?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for line in problems.iter().take(MAX_LOG_LINES) {
+        diag.push(line.clone());
+    }
+    if problems.len() > MAX_LOG_LINES {
+        diag.push(format!(
+            "... {} more problem lines",
+            problems.len() - MAX_LOG_LINES
+        ));
+    }
+    Err(format!(
+        "{} problem lines in the kernel log",
+        problems.len()
+    ))
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+/// Runs every step in order and returns whether all passed.
+fn run_suite(opts: Options) -> bool {
+    let mut ktap = Ktap::stdout(STEPS.len());
+    ktap.diag(&format!("cxlvfio-smoke: device {}", opts.bdf));
+    let mut ctx = Ctx {
+        opts,
+        vfio: None,
+        info: None,
+    };
+    let mut passed: HashSet<&str> = HashSet::new();
+    for step in STEPS {
+        if let Some(dep) = step.deps.iter().find(|d| !passed.contains(*d)) {
+            ktap.not_ok(step.name, &format!("depends on {dep}"));
+            continue;
+        }
+        let mut diag = Vec::new();
+        // A bug in one step must not stop the steps that clean up after it.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| (step.run)(&mut ctx, &mut diag)));
+        for d in &diag {
+            ktap.diag(&format!("{}: {d}", step.name));
+        }
+        match outcome {
+            Ok(Ok(())) => {
+                passed.insert(step.name);
+                ktap.ok(step.name);
+            }
+            Ok(Err(reason)) => ktap.not_ok(step.name, &reason),
+            Err(payload) => ktap.not_ok(
+                step.name,
+                &format!("panicked: {}", panic_message(payload.as_ref())),
+            ),
+        }
+    }
+    ctx.drop_vfio();
+    let ok = ktap.all_passed();
+    ktap.finish();
+    ok
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(&args, std::env::var("CXL_BDF").ok()) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("cxlvfio-smoke: error: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ok = run_suite(opts);
+    // Exit without joining a helper thread that may be stuck in the kernel.
+    std::process::exit(if ok { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn ids_parsing() {
+        assert_eq!(parse_ids("8086:0d93"), Some((0x8086, 0x0d93)));
+        assert_eq!(parse_ids("0x1af4:0x1000"), Some((0x1af4, 0x1000)));
+        assert_eq!(parse_ids("8086"), None);
+        assert_eq!(parse_ids("18086:0d93"), None);
+        assert_eq!(parse_ids(":0d93"), None);
+        assert_eq!(parse_ids("8086:xyz"), None);
+    }
+
+    #[test]
+    fn args_parsing() {
+        let o = parse_args(&s(&["--device", "0d:00.0"]), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            o,
+            Options {
+                bdf: "0000:0d:00.0".into(),
+                vendor: 0x8086,
+                device: 0x0d93
+            }
+        );
+        let o = parse_args(&s(&["--expect-ids=1b36:0010"]), Some("0000:0e:00.0".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.bdf, "0000:0e:00.0");
+        assert_eq!((o.vendor, o.device), (0x1b36, 0x0010));
+        // --device overrides the environment.
+        let o = parse_args(&s(&["--device=0000:0f:00.0"]), Some("0000:0e:00.0".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.bdf, "0000:0f:00.0");
+        assert_eq!(parse_args(&s(&["--help"]), None).unwrap(), None);
+        assert!(parse_args(&[], None).is_err());
+        assert!(parse_args(&[], Some(String::new())).is_err());
+        assert!(parse_args(&s(&["--device"]), None).is_err());
+        assert!(parse_args(&s(&["--device", "junk"]), None).is_err());
+        assert!(parse_args(&s(&["--expect-ids", "nope", "--device", "0d:00.0"]), None).is_err());
+        assert!(parse_args(&s(&["extra"]), Some("0d:00.0".into())).is_err());
+    }
+
+    #[test]
+    fn steps_are_the_specified_sequence() {
+        let names: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            vec![
+                "module_loaded",
+                "modinfo_lists_disable_cxl",
+                "param_disable_cxl_readonly",
+                "device_bound",
+                "vfio_open",
+                "device_info",
+                "config_ids",
+                "bar0_size",
+                "device_reset",
+                "close",
+                "unbind",
+                "rmmod",
+                "kernel_log_clean",
+            ]
+        );
+    }
+
+    #[test]
+    fn deps_point_backwards() {
+        for (i, step) in STEPS.iter().enumerate() {
+            for dep in step.deps {
+                let pos = STEPS.iter().position(|s| s.name == *dep);
+                assert!(
+                    pos.is_some_and(|p| p < i),
+                    "{} depends on {dep}, which does not run before it",
+                    step.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn timeout_helper() {
+        assert_eq!(with_timeout(Duration::from_secs(5), || 7), Some(7));
+        assert_eq!(
+            with_timeout(Duration::from_millis(20), || thread::sleep(
+                Duration::from_secs(2)
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn panic_messages() {
+        let p = panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        assert_eq!(panic_message(p.as_ref()), "boom 1");
+    }
+}

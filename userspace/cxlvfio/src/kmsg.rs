@@ -1,0 +1,233 @@
+//! Scans the kernel log for signs of kernel bugs (warnings, oopses, lockdep,
+//! sanitizer reports) that a test run may have triggered without failing.
+
+use std::fs::OpenOptions;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::Command;
+
+use crate::error::{other, ResultExt};
+
+/// Substrings (case-sensitive) that mark a kernel problem report.
+pub const PROBLEM_PATTERNS: &[&str] = &[
+    "WARNING:",
+    "BUG:",
+    "Oops",
+    "general protection fault",
+    "Kernel panic",
+    "possible circular locking",
+    "possible recursive locking",
+    "inconsistent lock state",
+    "suspicious RCU usage",
+    "lockdep",
+    "UBSAN:",
+    "KASAN:",
+    "refcount_t:",
+    "list_add corruption",
+    "list_del corruption",
+    "sleeping function called from invalid context",
+];
+
+/// Substrings of known harmless lines that would otherwise match a pattern.
+pub const BENIGN_PATTERNS: &[&str] = &[
+    // Boot banner of CONFIG_PROVE_RCU (enabled by PROVE_LOCKING in the test config).
+    "RCU lockdep checking is enabled",
+    // The command line may name debug options (e.g. panic_on_warn, lockdep knobs).
+    "Kernel command line:",
+];
+
+/// Whether a kernel log line reports a problem.
+pub fn is_problem_line(line: &str) -> bool {
+    PROBLEM_PATTERNS.iter().any(|p| line.contains(p))
+        && !BENIGN_PATTERNS.iter().any(|b| line.contains(b))
+}
+
+/// The problem lines among `lines`, in order.
+pub fn find_problems<'a, I>(lines: I) -> Vec<String>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    lines
+        .into_iter()
+        .filter(|l| is_problem_line(l))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The message text of one `/dev/kmsg` record (`prio,seq,usec,flags;text`
+/// followed by ` KEY=value` continuation lines), or `None` if malformed.
+pub fn parse_kmsg_record(record: &str) -> Option<&str> {
+    let first = record.lines().next()?;
+    let (prefix, text) = first.split_once(';')?;
+    // The prefix is comma-separated fields; the first three are numbers.
+    let mut fields = prefix.split(',');
+    for _ in 0..3 {
+        fields.next()?.parse::<u64>().ok()?;
+    }
+    Some(text)
+}
+
+/// Reads every record currently in the kernel ring buffer through `/dev/kmsg`.
+fn read_dev_kmsg() -> io::Result<Vec<String>> {
+    // Non-blocking: a read at the end of the buffer returns EAGAIN instead of
+    // waiting for new messages.
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .context(|| "open /dev/kmsg".to_string())?;
+    let mut lines = Vec::new();
+    // Each read returns exactly one record; records are at most ~8 KiB.
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let rec = String::from_utf8_lossy(&buf[..n]);
+                if let Some(text) = parse_kmsg_record(&rec) {
+                    lines.push(text.to_string());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            // EPIPE: records were overwritten while reading; the next read
+            // continues at the oldest record still available.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context(|| "read /dev/kmsg".to_string()),
+        }
+    }
+    Ok(lines)
+}
+
+/// Reads the kernel log with `dmesg`.
+fn read_dmesg() -> io::Result<Vec<String>> {
+    let out = Command::new("dmesg")
+        .output()
+        .context(|| "run dmesg".to_string())?;
+    if !out.status.success() {
+        return Err(other(
+            io::ErrorKind::Other,
+            format!(
+                "dmesg: {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// The whole kernel log, one message per line: `/dev/kmsg`, or `dmesg` if
+/// `/dev/kmsg` cannot be read.
+pub fn read_kernel_log() -> io::Result<Vec<String>> {
+    match read_dev_kmsg() {
+        Ok(lines) => Ok(lines),
+        Err(kmsg_err) => read_dmesg().map_err(|dmesg_err| {
+            other(
+                io::ErrorKind::Other,
+                format!("cannot read the kernel log: {kmsg_err}; {dmesg_err}"),
+            )
+        }),
+    }
+}
+
+/// Problem lines in the current kernel log.
+pub fn kernel_log_problems() -> io::Result<Vec<String>> {
+    let log = read_kernel_log()?;
+    Ok(find_problems(log.iter().map(String::as_str)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BAD: &[&str] = &[
+        "WARNING: CPU: 1 PID: 312 at drivers/vfio/pci/vfio_pci_core.c:2345 vfio_pci_core_unregister_device+0x4f/0x60",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000008",
+        "Oops: general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP",
+        "general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b6b",
+        "Kernel panic - not syncing: Fatal exception",
+        "WARNING: possible circular locking dependency detected",
+        "WARNING: possible recursive locking detected",
+        "WARNING: inconsistent lock state",
+        "WARNING: suspicious RCU usage",
+        "INFO: lockdep is turned off.",
+        "UBSAN: array-index-out-of-bounds in drivers/cxl/core/regs.c:42:7",
+        "KASAN: slab-use-after-free in cxl_vfio_remove+0x10/0x20",
+        "refcount_t: underflow; use-after-free.",
+        "list_add corruption. prev->next should be next (ffff888003a8c010), but was 0000000000000000.",
+        "list_del corruption, ffff888003a8c010->next is LIST_POISON1 (dead000000000100)",
+        "BUG: sleeping function called from invalid context at kernel/locking/mutex.c:585",
+        "sleeping function called from invalid context at mm/slab.h:123",
+        "lockdep:check_noncircular bad path found in chain graph",
+    ];
+
+    const GOOD: &[&str] = &[
+        "Linux version 6.12.57 (root@host) (clang version 19) #1 SMP PREEMPT_DYNAMIC",
+        "Kernel command line: console=ttyS0 panic=-1 oops=panic panic_on_warn=0",
+        "rcu: \tRCU lockdep checking is enabled.",
+        "Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar",
+        "... MAX_LOCKDEP_SUBCLASSES:  8",
+        "VFIO - User Level meta-driver version: 0.3",
+        "vfio-pci 0000:0d:00.0: vfio-noiommu device opened by user (cxlvfio-smoke:123)",
+        "cxl_vfio_pci 0000:0d:00.0: Adding kernel taint for vfio-noiommu group on device",
+        "pci 0000:0d:00.0: [8086:0d93] type 00 class 0x050210 PCIe Endpoint",
+        "warning: something lower-case is not a kernel WARNING splat",
+        "oops in lower case",
+        "",
+    ];
+
+    #[test]
+    fn problem_lines_match() {
+        for line in BAD {
+            assert!(is_problem_line(line), "not matched: {line}");
+        }
+    }
+
+    #[test]
+    fn normal_lines_do_not_match() {
+        for line in GOOD {
+            assert!(!is_problem_line(line), "matched: {line}");
+        }
+    }
+
+    #[test]
+    fn every_pattern_is_exercised() {
+        for p in PROBLEM_PATTERNS {
+            assert!(
+                BAD.iter().any(|l| l.contains(p)),
+                "no sample line for {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn find_problems_keeps_order_and_filters() {
+        let log: Vec<&str> = GOOD.iter().chain(BAD.iter()).copied().collect();
+        let found = find_problems(log.iter().copied());
+        assert_eq!(found.len(), BAD.len());
+        assert_eq!(found[0], BAD[0]);
+        assert_eq!(found.last().unwrap(), BAD.last().unwrap());
+        assert!(find_problems(GOOD.iter().copied()).is_empty());
+    }
+
+    #[test]
+    fn kmsg_record_parsing() {
+        assert_eq!(
+            parse_kmsg_record("4,1234,5678901,-;WARNING: CPU: 0 PID: 1 at x\n"),
+            Some("WARNING: CPU: 0 PID: 1 at x")
+        );
+        assert_eq!(
+            parse_kmsg_record("6,339,5140900,-,caller=T1;pci 0000:0d:00.0: BAR 0\n SUBSYSTEM=pci\n DEVICE=+pci:0000:0d:00.0\n"),
+            Some("pci 0000:0d:00.0: BAR 0")
+        );
+        // Semicolons in the message stay.
+        assert_eq!(parse_kmsg_record("6,1,2,-;a;b"), Some("a;b"));
+        assert_eq!(parse_kmsg_record("no prefix here"), None);
+        assert_eq!(parse_kmsg_record("x,1,2,-;text"), None);
+        assert_eq!(parse_kmsg_record(""), None);
+    }
+}

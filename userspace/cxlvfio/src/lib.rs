@@ -1,0 +1,25 @@
+//! Userspace access to `cxl-vfio-pci` devices through the Linux VFIO UAPI.
+//!
+//! The crate opens a device exactly as a VMM would (container, group, device
+//! fds and their ioctls), plus what the in-VM smoke suite needs around that:
+//! sysfs and module helpers, KTAP output and a kernel log scanner.
+//!
+//! - [`uapi`]: hand-written `linux/vfio.h` structures and ioctl numbers.
+//! - [`vfio`]: safe [`Container`], [`Group`] and [`Device`] wrappers and [`open_device`].
+//! - [`pci`], [`kmod`]: sysfs views of the PCI device and kernel module.
+//! - [`ktap`]: KTAP reporter and result parser.
+//! - [`kmsg`]: kernel log problem matcher.
+
+#![warn(missing_docs)]
+#![warn(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod error;
+pub mod kmod;
+pub mod kmsg;
+pub mod ktap;
+pub mod pci;
+pub mod uapi;
+pub mod vfio;
+
+pub use vfio::{open_device, Container, Device, DeviceInfo, Group, IrqInfo, RegionInfo};

@@ -1,0 +1,479 @@
+//! Hand-written subset of the VFIO UAPI (`include/uapi/linux/vfio.h`, Linux 6.12).
+//!
+//! Only what a VMM needs to open a PCI device through the legacy container/group
+//! interface, query it, access its regions and reset it. Layouts are checked at
+//! compile time against the sizes the C header produces.
+
+use std::mem::size_of;
+
+// ---------------------------------------------------------------------------
+// ioctl number encoding
+// ---------------------------------------------------------------------------
+
+// Most architectures use the asm-generic layout: nr in bits 0..8, type in 8..16,
+// size in 16..30 and direction in 30..32, with _IOC_NONE == 0. A few keep an
+// older layout with a 3-bit direction field where "none" is 1.
+#[cfg(not(any(
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "mips",
+    target_arch = "mips64",
+    target_arch = "sparc",
+    target_arch = "sparc64"
+)))]
+mod ioc {
+    pub const NONE: u64 = 0;
+    pub const DIRSHIFT: u64 = 30;
+}
+#[cfg(any(
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "mips",
+    target_arch = "mips64",
+    target_arch = "sparc",
+    target_arch = "sparc64"
+))]
+mod ioc {
+    pub const NONE: u64 = 1;
+    pub const DIRSHIFT: u64 = 29;
+}
+
+const IOC_NRSHIFT: u64 = 0;
+const IOC_TYPESHIFT: u64 = 8;
+const IOC_SIZESHIFT: u64 = 16;
+
+/// `_IOC(dir, type, nr, size)` from `include/uapi/asm-generic/ioctl.h`.
+pub const fn ioc(dir: u64, ty: u8, nr: u8, size: u64) -> u64 {
+    (dir << ioc::DIRSHIFT)
+        | ((ty as u64) << IOC_TYPESHIFT)
+        | ((nr as u64) << IOC_NRSHIFT)
+        | (size << IOC_SIZESHIFT)
+}
+
+/// `_IO(type, nr)`: an ioctl with no size or direction encoded. VFIO uses this
+/// for every request and passes structures through `argsz` instead.
+pub const fn io(ty: u8, nr: u8) -> u64 {
+    ioc(ioc::NONE, ty, nr, 0)
+}
+
+/// The VFIO ioctl type character, `';'`.
+pub const VFIO_TYPE: u8 = b';';
+/// First VFIO ioctl number.
+pub const VFIO_BASE: u8 = 100;
+
+/// `_IO(VFIO_TYPE, VFIO_BASE + n)`.
+pub const fn vfio_io(n: u8) -> u64 {
+    io(VFIO_TYPE, VFIO_BASE + n)
+}
+
+/// The only API version the kernel has ever reported.
+pub const VFIO_API_VERSION: i32 = 0;
+
+// ---------------------------------------------------------------------------
+// IOMMU types (VFIO_CHECK_EXTENSION / VFIO_SET_IOMMU arguments)
+// ---------------------------------------------------------------------------
+
+/// Type1 IOMMU (x86 and most others).
+pub const VFIO_TYPE1_IOMMU: u32 = 1;
+/// sPAPR TCE IOMMU.
+pub const VFIO_SPAPR_TCE_IOMMU: u32 = 2;
+/// Type1 IOMMU, version 2 semantics (the one VMMs use).
+pub const VFIO_TYPE1V2_IOMMU: u32 = 3;
+/// No-IOMMU mode: no isolation or translation; needs `enable_unsafe_noiommu_mode`.
+pub const VFIO_NOIOMMU_IOMMU: u32 = 8;
+
+// ---------------------------------------------------------------------------
+// ioctl numbers
+// ---------------------------------------------------------------------------
+
+/// Container: report the API version (returns it).
+pub const VFIO_GET_API_VERSION: u64 = vfio_io(0);
+/// Container: is an extension (IOMMU type) supported (returns > 0 if so).
+pub const VFIO_CHECK_EXTENSION: u64 = vfio_io(1);
+/// Container: select the IOMMU backend (argument by value).
+pub const VFIO_SET_IOMMU: u64 = vfio_io(2);
+/// Group: fill a [`VfioGroupStatus`].
+pub const VFIO_GROUP_GET_STATUS: u64 = vfio_io(3);
+/// Group: attach to a container (argument: pointer to the container fd).
+pub const VFIO_GROUP_SET_CONTAINER: u64 = vfio_io(4);
+/// Group: detach from its container.
+pub const VFIO_GROUP_UNSET_CONTAINER: u64 = vfio_io(5);
+/// Group: open a device by name (argument: NUL-terminated string), returns its fd.
+pub const VFIO_GROUP_GET_DEVICE_FD: u64 = vfio_io(6);
+/// Device: fill a [`VfioDeviceInfo`].
+pub const VFIO_DEVICE_GET_INFO: u64 = vfio_io(7);
+/// Device: fill a [`VfioRegionInfo`] (plus capability chain).
+pub const VFIO_DEVICE_GET_REGION_INFO: u64 = vfio_io(8);
+/// Device: fill a [`VfioIrqInfo`].
+pub const VFIO_DEVICE_GET_IRQ_INFO: u64 = vfio_io(9);
+/// Device: configure interrupt signalling (`struct vfio_irq_set`).
+pub const VFIO_DEVICE_SET_IRQS: u64 = vfio_io(10);
+/// Device: reset the device (no argument).
+pub const VFIO_DEVICE_RESET: u64 = vfio_io(11);
+/// Device: list the devices a PCI hot reset would affect.
+pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u64 = vfio_io(12);
+/// Device: perform a PCI hot (bus) reset.
+pub const VFIO_DEVICE_PCI_HOT_RESET: u64 = vfio_io(13);
+
+// ---------------------------------------------------------------------------
+// Structures
+// ---------------------------------------------------------------------------
+
+/// `struct vfio_group_status`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioGroupStatus {
+    /// Size of the structure passed in (set by the caller).
+    pub argsz: u32,
+    /// `VFIO_GROUP_FLAGS_*`.
+    pub flags: u32,
+}
+
+/// Every device in the group is bound to a VFIO driver (or none).
+pub const VFIO_GROUP_FLAGS_VIABLE: u32 = 1 << 0;
+/// The group is attached to a container.
+pub const VFIO_GROUP_FLAGS_CONTAINER_SET: u32 = 1 << 1;
+
+/// `struct vfio_device_info`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioDeviceInfo {
+    /// Size of the buffer passed in; the kernel raises it when capabilities need more.
+    pub argsz: u32,
+    /// `VFIO_DEVICE_FLAGS_*`.
+    pub flags: u32,
+    /// Max region index + 1.
+    pub num_regions: u32,
+    /// Max IRQ index + 1.
+    pub num_irqs: u32,
+    /// Offset of the first capability within the buffer (0: none).
+    pub cap_offset: u32,
+    /// Padding, keeps the size a multiple of 8.
+    pub pad: u32,
+}
+
+/// Device supports `VFIO_DEVICE_RESET`.
+pub const VFIO_DEVICE_FLAGS_RESET: u32 = 1 << 0;
+/// vfio-pci device.
+pub const VFIO_DEVICE_FLAGS_PCI: u32 = 1 << 1;
+/// vfio-platform device.
+pub const VFIO_DEVICE_FLAGS_PLATFORM: u32 = 1 << 2;
+/// vfio-amba device.
+pub const VFIO_DEVICE_FLAGS_AMBA: u32 = 1 << 3;
+/// vfio-ccw device.
+pub const VFIO_DEVICE_FLAGS_CCW: u32 = 1 << 4;
+/// vfio-ap device.
+pub const VFIO_DEVICE_FLAGS_AP: u32 = 1 << 5;
+/// vfio-fsl-mc device.
+pub const VFIO_DEVICE_FLAGS_FSL_MC: u32 = 1 << 6;
+/// The info carries a capability chain.
+pub const VFIO_DEVICE_FLAGS_CAPS: u32 = 1 << 7;
+/// vfio-cdx device.
+pub const VFIO_DEVICE_FLAGS_CDX: u32 = 1 << 8;
+
+/// `struct vfio_region_info`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioRegionInfo {
+    /// Size of the buffer passed in; the kernel raises it when capabilities need more.
+    pub argsz: u32,
+    /// `VFIO_REGION_INFO_FLAG_*`.
+    pub flags: u32,
+    /// Region index (set by the caller).
+    pub index: u32,
+    /// Offset of the first capability within the buffer (0: none).
+    pub cap_offset: u32,
+    /// Region size in bytes (0: not implemented).
+    pub size: u64,
+    /// Offset of the region within the device fd, for pread/pwrite/mmap.
+    pub offset: u64,
+}
+
+/// Region supports read.
+pub const VFIO_REGION_INFO_FLAG_READ: u32 = 1 << 0;
+/// Region supports write.
+pub const VFIO_REGION_INFO_FLAG_WRITE: u32 = 1 << 1;
+/// Region supports mmap.
+pub const VFIO_REGION_INFO_FLAG_MMAP: u32 = 1 << 2;
+/// The info carries a capability chain.
+pub const VFIO_REGION_INFO_FLAG_CAPS: u32 = 1 << 3;
+
+/// Region capability: sparse mmap areas (`struct vfio_region_info_cap_sparse_mmap`).
+pub const VFIO_REGION_INFO_CAP_SPARSE_MMAP: u16 = 1;
+/// Region capability: device-specific region type (`struct vfio_region_info_cap_type`).
+pub const VFIO_REGION_INFO_CAP_TYPE: u16 = 2;
+/// Region capability: the MSI-X table may be mmapped.
+pub const VFIO_REGION_INFO_CAP_MSIX_MAPPABLE: u16 = 3;
+
+/// `struct vfio_info_cap_header`: starts every capability in a chain.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioInfoCapHeader {
+    /// Capability id (namespace depends on the ioctl).
+    pub id: u16,
+    /// Capability version.
+    pub version: u16,
+    /// Offset of the next capability from the start of the info buffer (0: last).
+    pub next: u32,
+}
+
+/// `struct vfio_region_sparse_mmap_area`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioRegionSparseMmapArea {
+    /// Offset of the mmap-able area within the region.
+    pub offset: u64,
+    /// Size of the area.
+    pub size: u64,
+}
+
+/// `struct vfio_irq_info`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioIrqInfo {
+    /// Size of the structure passed in.
+    pub argsz: u32,
+    /// `VFIO_IRQ_INFO_*`.
+    pub flags: u32,
+    /// IRQ index (set by the caller).
+    pub index: u32,
+    /// Number of vectors for this index.
+    pub count: u32,
+}
+
+/// IRQ can be signalled through an eventfd.
+pub const VFIO_IRQ_INFO_EVENTFD: u32 = 1 << 0;
+/// IRQ can be masked.
+pub const VFIO_IRQ_INFO_MASKABLE: u32 = 1 << 1;
+/// IRQ is masked automatically after it fires.
+pub const VFIO_IRQ_INFO_AUTOMASKED: u32 = 1 << 2;
+/// The vector count cannot be changed once enabled.
+pub const VFIO_IRQ_INFO_NORESIZE: u32 = 1 << 3;
+
+// ---------------------------------------------------------------------------
+// vfio-pci region and IRQ indexes
+// ---------------------------------------------------------------------------
+
+/// BAR 0.
+pub const VFIO_PCI_BAR0_REGION_INDEX: u32 = 0;
+/// BAR 1.
+pub const VFIO_PCI_BAR1_REGION_INDEX: u32 = 1;
+/// BAR 2.
+pub const VFIO_PCI_BAR2_REGION_INDEX: u32 = 2;
+/// BAR 3.
+pub const VFIO_PCI_BAR3_REGION_INDEX: u32 = 3;
+/// BAR 4.
+pub const VFIO_PCI_BAR4_REGION_INDEX: u32 = 4;
+/// BAR 5.
+pub const VFIO_PCI_BAR5_REGION_INDEX: u32 = 5;
+/// Expansion ROM.
+pub const VFIO_PCI_ROM_REGION_INDEX: u32 = 6;
+/// Configuration space (emulated/virtualized by vfio-pci).
+pub const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
+/// Legacy VGA ranges (only on VGA devices).
+pub const VFIO_PCI_VGA_REGION_INDEX: u32 = 8;
+/// Number of fixed vfio-pci regions; device-specific regions follow.
+pub const VFIO_PCI_NUM_REGIONS: u32 = 9;
+
+/// Legacy INTx.
+pub const VFIO_PCI_INTX_IRQ_INDEX: u32 = 0;
+/// MSI.
+pub const VFIO_PCI_MSI_IRQ_INDEX: u32 = 1;
+/// MSI-X.
+pub const VFIO_PCI_MSIX_IRQ_INDEX: u32 = 2;
+/// AER error notification.
+pub const VFIO_PCI_ERR_IRQ_INDEX: u32 = 3;
+/// Device release request.
+pub const VFIO_PCI_REQ_IRQ_INDEX: u32 = 4;
+/// Number of vfio-pci IRQ indexes.
+pub const VFIO_PCI_NUM_IRQS: u32 = 5;
+
+// Layouts must match the C header exactly: the kernel copies these byte for byte.
+const _: () = assert!(size_of::<VfioGroupStatus>() == 8);
+const _: () = assert!(size_of::<VfioDeviceInfo>() == 24);
+const _: () = assert!(size_of::<VfioRegionInfo>() == 32);
+const _: () = assert!(size_of::<VfioInfoCapHeader>() == 8);
+const _: () = assert!(size_of::<VfioRegionSparseMmapArea>() == 16);
+const _: () = assert!(size_of::<VfioIrqInfo>() == 16);
+const _: () = assert!(std::mem::align_of::<VfioRegionInfo>() == 8);
+
+// ---------------------------------------------------------------------------
+// Names for printing
+// ---------------------------------------------------------------------------
+
+const DEVICE_FLAG_NAMES: &[(u32, &str)] = &[
+    (VFIO_DEVICE_FLAGS_RESET, "RESET"),
+    (VFIO_DEVICE_FLAGS_PCI, "PCI"),
+    (VFIO_DEVICE_FLAGS_PLATFORM, "PLATFORM"),
+    (VFIO_DEVICE_FLAGS_AMBA, "AMBA"),
+    (VFIO_DEVICE_FLAGS_CCW, "CCW"),
+    (VFIO_DEVICE_FLAGS_AP, "AP"),
+    (VFIO_DEVICE_FLAGS_FSL_MC, "FSL_MC"),
+    (VFIO_DEVICE_FLAGS_CAPS, "CAPS"),
+    (VFIO_DEVICE_FLAGS_CDX, "CDX"),
+];
+
+const REGION_FLAG_NAMES: &[(u32, &str)] = &[
+    (VFIO_REGION_INFO_FLAG_READ, "READ"),
+    (VFIO_REGION_INFO_FLAG_WRITE, "WRITE"),
+    (VFIO_REGION_INFO_FLAG_MMAP, "MMAP"),
+    (VFIO_REGION_INFO_FLAG_CAPS, "CAPS"),
+];
+
+const IRQ_FLAG_NAMES: &[(u32, &str)] = &[
+    (VFIO_IRQ_INFO_EVENTFD, "EVENTFD"),
+    (VFIO_IRQ_INFO_MASKABLE, "MASKABLE"),
+    (VFIO_IRQ_INFO_AUTOMASKED, "AUTOMASKED"),
+    (VFIO_IRQ_INFO_NORESIZE, "NORESIZE"),
+];
+
+fn decode(flags: u32, names: &[(u32, &str)]) -> String {
+    let mut parts: Vec<String> = names
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, name)| (*name).to_string())
+        .collect();
+    let known = names.iter().fold(0, |acc, (bit, _)| acc | bit);
+    if flags & !known != 0 {
+        parts.push(format!("{:#x}", flags & !known));
+    }
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join("|")
+    }
+}
+
+/// Decodes `VFIO_DEVICE_FLAGS_*` as `RESET|PCI|CAPS` (`-` for none; unknown bits in hex).
+pub fn device_flags_str(flags: u32) -> String {
+    decode(flags, DEVICE_FLAG_NAMES)
+}
+
+/// Decodes `VFIO_REGION_INFO_FLAG_*` as `READ|WRITE|MMAP|CAPS`.
+pub fn region_flags_str(flags: u32) -> String {
+    decode(flags, REGION_FLAG_NAMES)
+}
+
+/// Decodes `VFIO_IRQ_INFO_*` as `EVENTFD|MASKABLE|...`.
+pub fn irq_flags_str(flags: u32) -> String {
+    decode(flags, IRQ_FLAG_NAMES)
+}
+
+/// Name of a vfio-pci region index (`BAR0`..`BAR5`, `ROM`, `CONFIG`, `VGA`, `DEV<n>`).
+pub fn region_name(index: u32) -> String {
+    match index {
+        0..=5 => format!("BAR{index}"),
+        VFIO_PCI_ROM_REGION_INDEX => "ROM".to_string(),
+        VFIO_PCI_CONFIG_REGION_INDEX => "CONFIG".to_string(),
+        VFIO_PCI_VGA_REGION_INDEX => "VGA".to_string(),
+        n => format!("DEV{}", n - VFIO_PCI_NUM_REGIONS),
+    }
+}
+
+/// Name of a vfio-pci IRQ index (`INTX`, `MSI`, `MSIX`, `ERR`, `REQ`).
+pub fn irq_name(index: u32) -> String {
+    match index {
+        VFIO_PCI_INTX_IRQ_INDEX => "INTX".to_string(),
+        VFIO_PCI_MSI_IRQ_INDEX => "MSI".to_string(),
+        VFIO_PCI_MSIX_IRQ_INDEX => "MSIX".to_string(),
+        VFIO_PCI_ERR_IRQ_INDEX => "ERR".to_string(),
+        VFIO_PCI_REQ_IRQ_INDEX => "REQ".to_string(),
+        n => format!("IRQ{n}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    // The asm-generic encoding; the values are what `_IO(';', 100 + n)` gives in C.
+    #[cfg(not(any(
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    )))]
+    #[test]
+    fn ioctl_numbers_match_c_header() {
+        assert_eq!(VFIO_TYPE, 0x3B);
+        assert_eq!(VFIO_GET_API_VERSION, 0x3B64);
+        assert_eq!(VFIO_CHECK_EXTENSION, 0x3B65);
+        assert_eq!(VFIO_SET_IOMMU, 0x3B66);
+        assert_eq!(VFIO_GROUP_GET_STATUS, 0x3B67);
+        assert_eq!(VFIO_GROUP_SET_CONTAINER, 0x3B68);
+        assert_eq!(VFIO_GROUP_UNSET_CONTAINER, 0x3B69);
+        assert_eq!(VFIO_GROUP_GET_DEVICE_FD, 0x3B6A);
+        assert_eq!(VFIO_DEVICE_GET_INFO, 0x3B6B);
+        assert_eq!(VFIO_DEVICE_GET_REGION_INFO, 0x3B6C);
+        assert_eq!(VFIO_DEVICE_GET_IRQ_INFO, 0x3B6D);
+        assert_eq!(VFIO_DEVICE_SET_IRQS, 0x3B6E);
+        assert_eq!(VFIO_DEVICE_RESET, 0x3B6F);
+        assert_eq!(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, 0x3B70);
+        assert_eq!(VFIO_DEVICE_PCI_HOT_RESET, 0x3B71);
+    }
+
+    #[test]
+    fn ioc_formula() {
+        // _IO has no size and no direction: only type and nr are set.
+        assert_eq!(io(b';', 100) & 0xffff, 0x3B64);
+        assert_eq!((io(b';', 100) >> IOC_SIZESHIFT) & 0x3fff, 0);
+        // A sized request puts the size in bits 16.. (e.g. _IOC(0, 'x', 1, 24)).
+        assert_eq!(ioc(0, b'x', 1, 24), 0x0018_7801);
+        for n in 0..=13u8 {
+            assert_eq!(vfio_io(n), io(0x3B, 100 + n));
+        }
+    }
+
+    #[test]
+    fn struct_sizes_and_offsets() {
+        assert_eq!(size_of::<VfioGroupStatus>(), 8);
+        assert_eq!(size_of::<VfioDeviceInfo>(), 24);
+        assert_eq!(size_of::<VfioRegionInfo>(), 32);
+        assert_eq!(size_of::<VfioInfoCapHeader>(), 8);
+        assert_eq!(size_of::<VfioIrqInfo>(), 16);
+        assert_eq!(offset_of!(VfioDeviceInfo, num_regions), 8);
+        assert_eq!(offset_of!(VfioDeviceInfo, cap_offset), 16);
+        assert_eq!(offset_of!(VfioRegionInfo, index), 8);
+        assert_eq!(offset_of!(VfioRegionInfo, cap_offset), 12);
+        assert_eq!(offset_of!(VfioRegionInfo, size), 16);
+        assert_eq!(offset_of!(VfioRegionInfo, offset), 24);
+        assert_eq!(offset_of!(VfioInfoCapHeader, next), 4);
+    }
+
+    #[test]
+    fn constants() {
+        assert_eq!(VFIO_API_VERSION, 0);
+        assert_eq!(VFIO_NOIOMMU_IOMMU, 8);
+        assert_eq!(VFIO_TYPE1V2_IOMMU, 3);
+        assert_eq!(VFIO_PCI_CONFIG_REGION_INDEX, 7);
+        assert_eq!(VFIO_PCI_NUM_REGIONS, 9);
+        assert_eq!(VFIO_DEVICE_FLAGS_CAPS, 0x80);
+        assert_eq!(VFIO_REGION_INFO_FLAG_CAPS, 8);
+    }
+
+    #[test]
+    fn flag_decoding() {
+        assert_eq!(device_flags_str(0x83), "RESET|PCI|CAPS");
+        assert_eq!(device_flags_str(0x2), "PCI");
+        assert_eq!(device_flags_str(0), "-");
+        assert_eq!(device_flags_str(0x1002), "PCI|0x1000");
+        assert_eq!(region_flags_str(7), "READ|WRITE|MMAP");
+        assert_eq!(region_flags_str(0xb), "READ|WRITE|CAPS");
+        assert_eq!(irq_flags_str(0x7), "EVENTFD|MASKABLE|AUTOMASKED");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(region_name(0), "BAR0");
+        assert_eq!(region_name(5), "BAR5");
+        assert_eq!(region_name(6), "ROM");
+        assert_eq!(region_name(7), "CONFIG");
+        assert_eq!(region_name(8), "VGA");
+        assert_eq!(region_name(9), "DEV0");
+        assert_eq!(irq_name(2), "MSIX");
+        assert_eq!(irq_name(7), "IRQ7");
+    }
+}

@@ -1,0 +1,908 @@
+//! Safe wrappers over the VFIO container, group and device file descriptors.
+//!
+//! This is the legacy container/group flow a VMM uses: open the container,
+//! open the device's group, attach the group to the container, select the
+//! IOMMU backend, then ask the group for a device fd. Every raw syscall
+//! (`ioctl(2)`, `close(2)`, adopting a new fd) is in the small `sys` helpers at
+//! the bottom of this file; each caller states why its arguments are valid.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{other, with_context, ResultExt};
+use crate::pci;
+use crate::uapi::*;
+
+/// The container device node.
+pub const VFIO_CONTAINER_PATH: &str = "/dev/vfio/vfio";
+
+/// A VFIO container (`/dev/vfio/vfio`): holds groups and the IOMMU context.
+#[derive(Debug)]
+pub struct Container {
+    file: File,
+}
+
+impl Container {
+    /// Opens `/dev/vfio/vfio`.
+    pub fn open() -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(VFIO_CONTAINER_PATH)
+            .context(|| format!("open {VFIO_CONTAINER_PATH}"))?;
+        Ok(Container { file })
+    }
+
+    /// `VFIO_GET_API_VERSION`.
+    pub fn api_version(&self) -> io::Result<i32> {
+        // SAFETY: VFIO_GET_API_VERSION ignores its argument.
+        unsafe { sys::ioctl_none(self.file.as_fd(), VFIO_GET_API_VERSION) }
+            .context(|| "VFIO_GET_API_VERSION".to_string())
+    }
+
+    /// `VFIO_CHECK_EXTENSION`: whether `extension` (e.g. an IOMMU type) is supported.
+    pub fn check_extension(&self, extension: u32) -> io::Result<bool> {
+        // SAFETY: VFIO_CHECK_EXTENSION takes the extension number by value.
+        unsafe {
+            sys::ioctl_value(
+                self.file.as_fd(),
+                VFIO_CHECK_EXTENSION,
+                libc::c_ulong::from(extension),
+            )
+        }
+        .map(|r| r > 0)
+        .context(|| format!("VFIO_CHECK_EXTENSION({extension})"))
+    }
+
+    /// `VFIO_SET_IOMMU`: selects the IOMMU backend. Needs at least one group attached.
+    pub fn set_iommu(&self, iommu_type: u32) -> io::Result<()> {
+        // SAFETY: VFIO_SET_IOMMU takes the IOMMU type by value.
+        unsafe {
+            sys::ioctl_value(
+                self.file.as_fd(),
+                VFIO_SET_IOMMU,
+                libc::c_ulong::from(iommu_type),
+            )
+        }
+        .map(drop)
+        .context(|| format!("VFIO_SET_IOMMU({iommu_type})"))
+    }
+
+    /// Closes the container fd, reporting an error from `close(2)`.
+    pub fn close(self) -> io::Result<()> {
+        sys::close(self.file).context(|| format!("close {VFIO_CONTAINER_PATH}"))
+    }
+}
+
+impl AsFd for Container {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// Path of a group's device node: `/dev/vfio/noiommu-<n>` or `/dev/vfio/<n>`.
+pub fn group_path(group: u32, noiommu: bool) -> PathBuf {
+    if noiommu {
+        PathBuf::from(format!("/dev/vfio/noiommu-{group}"))
+    } else {
+        PathBuf::from(format!("/dev/vfio/{group}"))
+    }
+}
+
+/// A VFIO group (`/dev/vfio/<n>`), the unit of ownership of devices.
+#[derive(Debug)]
+pub struct Group {
+    file: File,
+    number: u32,
+    noiommu: bool,
+    path: PathBuf,
+}
+
+impl Group {
+    /// Opens group `number`, the no-IOMMU node if `noiommu`.
+    pub fn open(number: u32, noiommu: bool) -> io::Result<Self> {
+        let path = group_path(number, noiommu);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .context(|| format!("open {}", path.display()))?;
+        Ok(Group {
+            file,
+            number,
+            noiommu,
+            path,
+        })
+    }
+
+    /// The group number.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// Whether this is a no-IOMMU group.
+    pub fn is_noiommu(&self) -> bool {
+        self.noiommu
+    }
+
+    /// The device node that was opened.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `VFIO_GROUP_GET_STATUS`: the `VFIO_GROUP_FLAGS_*` of the group.
+    pub fn status(&self) -> io::Result<u32> {
+        let mut st = VfioGroupStatus {
+            argsz: size_of::<VfioGroupStatus>() as u32,
+            flags: 0,
+        };
+        // SAFETY: VFIO_GROUP_GET_STATUS reads and writes at most `argsz` bytes of
+        // a `struct vfio_group_status`, which is what `st` is (layout asserted in
+        // `uapi`); `st` outlives the call.
+        unsafe { sys::ioctl_ptr(self.file.as_fd(), VFIO_GROUP_GET_STATUS, &mut st) }
+            .context(|| format!("VFIO_GROUP_GET_STATUS on {}", self.path.display()))?;
+        Ok(st.flags)
+    }
+
+    /// Whether all devices of the group are bound to VFIO (or unbound).
+    pub fn is_viable(&self) -> io::Result<bool> {
+        Ok(self.status()? & VFIO_GROUP_FLAGS_VIABLE != 0)
+    }
+
+    /// `VFIO_GROUP_SET_CONTAINER`: attaches the group to `container`.
+    pub fn set_container(&self, container: &Container) -> io::Result<()> {
+        let mut fd: i32 = container.as_fd().as_raw_fd();
+        // SAFETY: VFIO_GROUP_SET_CONTAINER reads one `__s32` (the container fd)
+        // from the pointer; `fd` is a live i32 for the whole call.
+        unsafe { sys::ioctl_ptr(self.file.as_fd(), VFIO_GROUP_SET_CONTAINER, &mut fd) }
+            .map(drop)
+            .context(|| format!("VFIO_GROUP_SET_CONTAINER on {}", self.path.display()))
+    }
+
+    /// `VFIO_GROUP_GET_DEVICE_FD`: opens device `name` (its PCI address) in the group.
+    pub fn get_device_fd(&self, name: &str) -> io::Result<Device> {
+        let cname = CString::new(name).map_err(|_| {
+            other(
+                io::ErrorKind::InvalidInput,
+                format!("device name {name:?} contains NUL"),
+            )
+        })?;
+        // SAFETY: VFIO_GROUP_GET_DEVICE_FD only reads a NUL-terminated string
+        // from the pointer; `cname` is one and outlives the call. The kernel
+        // does not write through it.
+        let fd = unsafe {
+            sys::ioctl_ptr(
+                self.file.as_fd(),
+                VFIO_GROUP_GET_DEVICE_FD,
+                cname.as_ptr().cast_mut(),
+            )
+        }
+        .context(|| {
+            format!(
+                "VFIO_GROUP_GET_DEVICE_FD({name}) on {}",
+                self.path.display()
+            )
+        })?;
+        let file = sys::adopt_new_fd(fd);
+        Ok(Device {
+            file,
+            name: name.to_string(),
+        })
+    }
+
+    /// Closes the group fd, reporting an error from `close(2)`.
+    pub fn close(self) -> io::Result<()> {
+        let path = self.path;
+        sys::close(self.file).context(|| format!("close {}", path.display()))
+    }
+}
+
+impl AsFd for Group {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// One capability from an info capability chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capability {
+    /// Capability id (meaning depends on the ioctl, e.g. `VFIO_REGION_INFO_CAP_*`).
+    pub id: u16,
+    /// Capability version.
+    pub version: u16,
+    /// Offset of the header within the info buffer.
+    pub offset: usize,
+    /// Bytes after the 8-byte header, up to the next capability or the buffer end.
+    pub data: Vec<u8>,
+}
+
+fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(off..off + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+    Some(u64::from_ne_bytes(b.get(off..off + 8)?.try_into().ok()?))
+}
+
+impl Capability {
+    /// Areas of a `VFIO_REGION_INFO_CAP_SPARSE_MMAP` capability, `None` if this
+    /// is another capability or is truncated.
+    pub fn sparse_mmap_areas(&self) -> Option<Vec<VfioRegionSparseMmapArea>> {
+        if self.id != VFIO_REGION_INFO_CAP_SPARSE_MMAP {
+            return None;
+        }
+        // struct { header; __u32 nr_areas; __u32 reserved; areas[] }
+        let nr = u32_at(&self.data, 0)? as usize;
+        (0..nr)
+            .map(|i| {
+                let base = 8 + i * size_of::<VfioRegionSparseMmapArea>();
+                Some(VfioRegionSparseMmapArea {
+                    offset: u64_at(&self.data, base)?,
+                    size: u64_at(&self.data, base + 8)?,
+                })
+            })
+            .collect()
+    }
+
+    /// `(type, subtype)` of a `VFIO_REGION_INFO_CAP_TYPE` capability.
+    pub fn region_type(&self) -> Option<(u32, u32)> {
+        if self.id != VFIO_REGION_INFO_CAP_TYPE {
+            return None;
+        }
+        Some((u32_at(&self.data, 0)?, u32_at(&self.data, 4)?))
+    }
+}
+
+/// Walks a capability chain in an info buffer starting at offset `first`.
+///
+/// Offsets are from the start of `buf` (the info structure). The walk stops at
+/// `next == 0`, at a header that does not fit, or at a `next` that does not
+/// move forward (the kernel lays capabilities out in increasing order), so a
+/// corrupt chain cannot loop.
+pub fn parse_cap_chain(buf: &[u8], first: u32) -> Vec<Capability> {
+    let hdr = size_of::<VfioInfoCapHeader>();
+    let mut caps = Vec::new();
+    let mut off = first as usize;
+    while off != 0 && off + hdr <= buf.len() {
+        let id = u16::from_ne_bytes([buf[off], buf[off + 1]]);
+        let version = u16::from_ne_bytes([buf[off + 2], buf[off + 3]]);
+        let next =
+            u32::from_ne_bytes([buf[off + 4], buf[off + 5], buf[off + 6], buf[off + 7]]) as usize;
+        let end = if next > off {
+            next.min(buf.len())
+        } else {
+            buf.len()
+        };
+        caps.push(Capability {
+            id,
+            version,
+            offset: off,
+            data: buf[off + hdr..end].to_vec(),
+        });
+        if next <= off {
+            break;
+        }
+        off = next;
+    }
+    caps
+}
+
+/// Result of `VFIO_DEVICE_GET_INFO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// `VFIO_DEVICE_FLAGS_*`.
+    pub flags: u32,
+    /// Number of region indexes.
+    pub num_regions: u32,
+    /// Number of IRQ indexes.
+    pub num_irqs: u32,
+    /// Offset of the first capability in `raw` (0: none).
+    pub cap_offset: u32,
+    /// The whole info buffer as returned (structure plus capability chain).
+    pub raw: Vec<u8>,
+}
+
+impl DeviceInfo {
+    /// The device supports `VFIO_DEVICE_RESET`.
+    pub fn supports_reset(&self) -> bool {
+        self.flags & VFIO_DEVICE_FLAGS_RESET != 0
+    }
+
+    /// It is a vfio-pci device.
+    pub fn is_pci(&self) -> bool {
+        self.flags & VFIO_DEVICE_FLAGS_PCI != 0
+    }
+
+    /// The device capability chain.
+    pub fn capabilities(&self) -> Vec<Capability> {
+        parse_cap_chain(&self.raw, self.cap_offset)
+    }
+}
+
+/// Result of `VFIO_DEVICE_GET_REGION_INFO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionInfo {
+    /// Region index.
+    pub index: u32,
+    /// `VFIO_REGION_INFO_FLAG_*`.
+    pub flags: u32,
+    /// Size in bytes (0: not implemented).
+    pub size: u64,
+    /// Offset of the region in the device fd.
+    pub offset: u64,
+    /// Offset of the first capability in `raw` (0: none).
+    pub cap_offset: u32,
+    /// The whole info buffer as returned (structure plus capability chain).
+    pub raw: Vec<u8>,
+}
+
+impl RegionInfo {
+    /// Whether all bits of `flags` are set.
+    pub fn has_flags(&self, flags: u32) -> bool {
+        self.flags & flags == flags
+    }
+
+    /// The region capability chain (sparse mmap, type, MSI-X mappable, ...).
+    pub fn capabilities(&self) -> Vec<Capability> {
+        parse_cap_chain(&self.raw, self.cap_offset)
+    }
+}
+
+/// Result of `VFIO_DEVICE_GET_IRQ_INFO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IrqInfo {
+    /// IRQ index.
+    pub index: u32,
+    /// `VFIO_IRQ_INFO_*`.
+    pub flags: u32,
+    /// Number of vectors.
+    pub count: u32,
+}
+
+/// Info structures that carry `argsz` first and may be followed by a
+/// capability chain, paired with the ioctl that fills them.
+///
+/// # Safety
+///
+/// Implementors must be `#[repr(C)]` plain-old-data mirrors of the kernel
+/// structure that `REQUEST` reads and writes: first field `__u32 argsz`, only
+/// integer fields, no padding bytes, valid for any bit pattern, alignment at
+/// most 8. The kernel must not access more than `argsz` bytes for `REQUEST`.
+unsafe trait InfoStruct: Copy {
+    /// The ioctl that fills this structure.
+    const REQUEST: u64;
+    /// The `*_FLAG_CAPS` bit of this structure's flags.
+    const CAPS_FLAG: u32;
+    fn argsz(&self) -> u32;
+    fn set_argsz(&mut self, argsz: u32);
+    fn flags(&self) -> u32;
+}
+
+// SAFETY: `#[repr(C)]`, six u32 fields (24 bytes, no padding), `argsz` first;
+// VFIO_DEVICE_GET_INFO honours `argsz`.
+unsafe impl InfoStruct for VfioDeviceInfo {
+    const REQUEST: u64 = VFIO_DEVICE_GET_INFO;
+    const CAPS_FLAG: u32 = VFIO_DEVICE_FLAGS_CAPS;
+    fn argsz(&self) -> u32 {
+        self.argsz
+    }
+    fn set_argsz(&mut self, argsz: u32) {
+        self.argsz = argsz;
+    }
+    fn flags(&self) -> u32 {
+        self.flags
+    }
+}
+
+// SAFETY: `#[repr(C)]`, four u32 then two u64 fields (32 bytes, no padding),
+// `argsz` first; VFIO_DEVICE_GET_REGION_INFO honours `argsz`.
+unsafe impl InfoStruct for VfioRegionInfo {
+    const REQUEST: u64 = VFIO_DEVICE_GET_REGION_INFO;
+    const CAPS_FLAG: u32 = VFIO_REGION_INFO_FLAG_CAPS;
+    fn argsz(&self) -> u32 {
+        self.argsz
+    }
+    fn set_argsz(&mut self, argsz: u32) {
+        self.argsz = argsz;
+    }
+    fn flags(&self) -> u32 {
+        self.flags
+    }
+}
+
+/// Largest info buffer we accept from the kernel; capability chains are small,
+/// so anything bigger means a broken reply.
+const MAX_INFO_SIZE: u32 = 64 * 1024;
+
+/// Issues an info ioctl, growing the buffer when the kernel asks for more
+/// room for capabilities. Returns the structure and the whole buffer.
+///
+/// The kernel handles a too-small `argsz` by filling in the fixed part, setting
+/// the CAPS flag and raising `argsz` to the size it needs, without copying the
+/// chain; the caller retries with a buffer that large.
+fn info_ioctl<T: InfoStruct>(fd: BorrowedFd<'_>, input: T) -> io::Result<(T, Vec<u8>)> {
+    let base = size_of::<T>() as u32;
+    let mut hdr = input;
+    hdr.set_argsz(base);
+    // SAFETY: `T::REQUEST` fills a `T` (trait contract) and `argsz` says
+    // exactly `size_of::<T>()` bytes, so the kernel accesses at most `hdr`,
+    // which lives across the call.
+    unsafe { sys::ioctl_ptr(fd, T::REQUEST, &mut hdr) }?;
+    let mut want = hdr.argsz();
+    // A couple of retries cover a chain that grows between calls.
+    for _ in 0..3 {
+        if want <= base || hdr.flags() & T::CAPS_FLAG == 0 {
+            break;
+        }
+        if want > MAX_INFO_SIZE {
+            return Err(other(
+                io::ErrorKind::InvalidData,
+                format!("kernel asked for an info buffer of {want} bytes"),
+            ));
+        }
+        // u64 words keep the buffer aligned for `T` (at most 8-byte aligned).
+        let mut buf = vec![0u64; (want as usize).div_ceil(8)];
+        let mut req = input;
+        req.set_argsz(want);
+        let out = sys::ioctl_info_buffer(fd, req, &mut buf)?;
+        let got = out.argsz();
+        let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        if got <= want {
+            return Ok((out, bytes[..want as usize].to_vec()));
+        }
+        hdr = out;
+        want = got;
+    }
+    let bytes = sys::struct_bytes(&hdr);
+    Ok((hdr, bytes))
+}
+
+/// An open VFIO device. Region accesses use `pread`/`pwrite` on its fd.
+#[derive(Debug)]
+pub struct Device {
+    file: File,
+    name: String,
+}
+
+impl Device {
+    /// The device name (PCI address) it was opened with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `VFIO_DEVICE_GET_INFO`, including the capability chain if any.
+    pub fn info(&self) -> io::Result<DeviceInfo> {
+        let (info, raw) = info_ioctl(self.file.as_fd(), VfioDeviceInfo::default())
+            .context(|| format!("VFIO_DEVICE_GET_INFO on {}", self.name))?;
+        Ok(DeviceInfo {
+            flags: info.flags,
+            num_regions: info.num_regions,
+            num_irqs: info.num_irqs,
+            cap_offset: info.cap_offset,
+            raw,
+        })
+    }
+
+    /// `VFIO_DEVICE_GET_REGION_INFO` for region `index`, including its capability chain.
+    pub fn region_info(&self, index: u32) -> io::Result<RegionInfo> {
+        let input = VfioRegionInfo {
+            index,
+            ..Default::default()
+        };
+        let (info, raw) = info_ioctl(self.file.as_fd(), input).context(|| {
+            format!(
+                "VFIO_DEVICE_GET_REGION_INFO({index} {}) on {}",
+                region_name(index),
+                self.name
+            )
+        })?;
+        Ok(RegionInfo {
+            index: info.index,
+            flags: info.flags,
+            size: info.size,
+            offset: info.offset,
+            cap_offset: info.cap_offset,
+            raw,
+        })
+    }
+
+    /// `VFIO_DEVICE_GET_IRQ_INFO` for IRQ `index`.
+    pub fn irq_info(&self, index: u32) -> io::Result<IrqInfo> {
+        let mut info = VfioIrqInfo {
+            argsz: size_of::<VfioIrqInfo>() as u32,
+            index,
+            ..Default::default()
+        };
+        // SAFETY: VFIO_DEVICE_GET_IRQ_INFO reads and writes at most `argsz`
+        // bytes of a `struct vfio_irq_info`, which `info` is; it outlives the call.
+        unsafe { sys::ioctl_ptr(self.file.as_fd(), VFIO_DEVICE_GET_IRQ_INFO, &mut info) }
+            .context(|| format!("VFIO_DEVICE_GET_IRQ_INFO({index}) on {}", self.name))?;
+        Ok(IrqInfo {
+            index: info.index,
+            flags: info.flags,
+            count: info.count,
+        })
+    }
+
+    /// Checks that `[offset, offset + len)` lies in the region and returns its
+    /// position in the device fd.
+    fn region_pos(&self, index: u32, offset: u64, len: usize) -> io::Result<u64> {
+        let region = self.region_info(index)?;
+        let end = offset.checked_add(len as u64);
+        if end.is_none_or(|e| e > region.size) {
+            return Err(other(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: access {offset:#x}+{len:#x} outside region {} ({}) of size {:#x}",
+                    self.name,
+                    index,
+                    region_name(index),
+                    region.size
+                ),
+            ));
+        }
+        region.offset.checked_add(offset).ok_or_else(|| {
+            other(
+                io::ErrorKind::InvalidInput,
+                format!("{}: region offset overflow", self.name),
+            )
+        })
+    }
+
+    /// Reads `buf.len()` bytes at `offset` in region `index` (pread at region.offset + offset).
+    pub fn read_region(&self, index: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let pos = self.region_pos(index, offset, buf.len())?;
+        self.file.read_exact_at(buf, pos).context(|| {
+            format!(
+                "{}: read {} bytes at {offset:#x} of region {index} ({})",
+                self.name,
+                buf.len(),
+                region_name(index)
+            )
+        })
+    }
+
+    /// Writes `buf` at `offset` in region `index` (pwrite at region.offset + offset).
+    pub fn write_region(&self, index: u32, offset: u64, buf: &[u8]) -> io::Result<()> {
+        let pos = self.region_pos(index, offset, buf.len())?;
+        self.file.write_all_at(buf, pos).context(|| {
+            format!(
+                "{}: write {} bytes at {offset:#x} of region {index} ({})",
+                self.name,
+                buf.len(),
+                region_name(index)
+            )
+        })
+    }
+
+    /// Reads a 16-bit little-endian config-space register through the CONFIG region.
+    pub fn config_read16(&self, offset: u64) -> io::Result<u16> {
+        let mut b = [0u8; 2];
+        self.read_region(VFIO_PCI_CONFIG_REGION_INDEX, offset, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    /// Reads a 32-bit little-endian config-space register through the CONFIG region.
+    pub fn config_read32(&self, offset: u64) -> io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.read_region(VFIO_PCI_CONFIG_REGION_INDEX, offset, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// `VFIO_DEVICE_RESET`. vfio-pci fails it with `EINVAL` when the device has
+    /// no working reset method (see [`crate::error::raw_os_error`]).
+    pub fn reset(&self) -> io::Result<()> {
+        // SAFETY: VFIO_DEVICE_RESET takes no argument.
+        unsafe { sys::ioctl_none(self.file.as_fd(), VFIO_DEVICE_RESET) }
+            .map(drop)
+            .context(|| format!("VFIO_DEVICE_RESET on {}", self.name))
+    }
+
+    /// Closes the device fd, reporting an error from `close(2)`.
+    pub fn close(self) -> io::Result<()> {
+        let name = self.name;
+        sys::close(self.file).context(|| format!("close device fd of {name}"))
+    }
+}
+
+impl AsFd for Device {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// Opens a PCI device through VFIO the way a VMM does.
+///
+/// Follows `/sys/bus/pci/devices/<bdf>/iommu_group` to the group number, uses
+/// `/dev/vfio/noiommu-<n>` (with `VFIO_NOIOMMU_IOMMU`) if it exists and
+/// `/dev/vfio/<n>` (with `VFIO_TYPE1v2_IOMMU`) otherwise, and checks the API
+/// version, the extension and the group's viability on the way.
+pub fn open_device(bdf: &str) -> io::Result<(Container, Group, Device)> {
+    let bdf = pci::normalize_bdf(bdf)?;
+    let number = pci::iommu_group(&bdf)?;
+    let noiommu = group_path(number, true).exists();
+    let iommu_type = if noiommu {
+        VFIO_NOIOMMU_IOMMU
+    } else {
+        VFIO_TYPE1V2_IOMMU
+    };
+
+    let container = Container::open()?;
+    let version = container.api_version()?;
+    if version != VFIO_API_VERSION {
+        return Err(other(
+            io::ErrorKind::Unsupported,
+            format!("VFIO API version {version}, expected {VFIO_API_VERSION}"),
+        ));
+    }
+    if !container.check_extension(iommu_type)? {
+        return Err(other(
+            io::ErrorKind::Unsupported,
+            format!("VFIO container does not support IOMMU type {iommu_type}"),
+        ));
+    }
+
+    let group = Group::open(number, noiommu)?;
+    if !group.is_viable()? {
+        return Err(other(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not viable: some device in the group is bound to a non-VFIO driver",
+                group.path().display()
+            ),
+        ));
+    }
+    group.set_container(&container)?;
+    container.set_iommu(iommu_type)?;
+    let device = group
+        .get_device_fd(&bdf)
+        .map_err(|e| with_context(e, format!("open {bdf}")))?;
+    Ok((container, group, device))
+}
+
+/// The only code in this crate that calls into libc unsafely.
+mod sys {
+    use std::fs::File;
+    use std::io;
+    use std::mem::size_of;
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
+
+    use super::InfoStruct;
+
+    fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    }
+
+    /// An ioctl with no argument (`VFIO_GET_API_VERSION`, `VFIO_DEVICE_RESET`).
+    ///
+    /// # Safety
+    ///
+    /// `request` must not use its argument as a pointer.
+    pub(super) unsafe fn ioctl_none(fd: BorrowedFd<'_>, request: u64) -> io::Result<libc::c_int> {
+        // SAFETY: the argument is 0 and the caller guarantees `request` does not
+        // dereference it, so the kernel touches no user memory; `fd` is open.
+        check(unsafe { libc::ioctl(fd.as_raw_fd(), request as _, 0 as libc::c_ulong) })
+    }
+
+    /// An ioctl whose argument is an integer passed by value
+    /// (`VFIO_CHECK_EXTENSION`, `VFIO_SET_IOMMU`).
+    ///
+    /// # Safety
+    ///
+    /// `request` must treat its argument as a number, not a pointer.
+    pub(super) unsafe fn ioctl_value(
+        fd: BorrowedFd<'_>,
+        request: u64,
+        value: libc::c_ulong,
+    ) -> io::Result<libc::c_int> {
+        // SAFETY: the caller guarantees the kernel never dereferences `value`;
+        // `fd` is open for the call.
+        check(unsafe { libc::ioctl(fd.as_raw_fd(), request as _, value) })
+    }
+
+    /// An ioctl whose argument is a pointer to `T`.
+    ///
+    /// # Safety
+    ///
+    /// Every access `request` makes through `arg` must stay within memory that
+    /// is valid (and, for writes, exclusively ours) for the duration of the
+    /// call: for VFIO info structures that is `argsz` bytes, which must not
+    /// exceed the object; for a string, up to its NUL. Whatever the kernel
+    /// writes must be a valid `T` (true for integer-only structures).
+    pub(super) unsafe fn ioctl_ptr<T>(
+        fd: BorrowedFd<'_>,
+        request: u64,
+        arg: *mut T,
+    ) -> io::Result<libc::c_int> {
+        // SAFETY: the caller guarantees the kernel stays within `*arg`; `fd` is
+        // open for the call.
+        check(unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) })
+    }
+
+    /// Issues `T::REQUEST` on a buffer of `buf.len() * 8` bytes that starts
+    /// with `input` (room for the capability chain after it); returns the
+    /// structure at the start of the buffer afterwards.
+    pub(super) fn ioctl_info_buffer<T: InfoStruct>(
+        fd: BorrowedFd<'_>,
+        input: T,
+        buf: &mut [u64],
+    ) -> io::Result<T> {
+        let bytes = buf.len() * 8;
+        assert!(bytes >= size_of::<T>() && input.argsz() as usize <= bytes);
+        assert!(std::mem::align_of::<T>() <= 8);
+        let p = buf.as_mut_ptr().cast::<T>();
+        // SAFETY: `buf` is at least `size_of::<T>()` bytes and 8-byte aligned,
+        // enough for `T` (asserted above), and we own it exclusively.
+        unsafe { p.write(input) };
+        // SAFETY: `T::REQUEST` accesses at most `argsz` bytes (trait contract)
+        // and `argsz` is within `buf` (asserted above); `buf` outlives the call.
+        check(unsafe { libc::ioctl(fd.as_raw_fd(), T::REQUEST as _, p) })?;
+        // SAFETY: the buffer still holds an initialized `T` (the kernel only
+        // writes integers into it), aligned as above; `InfoStruct` types are
+        // valid for any bit pattern.
+        Ok(unsafe { p.read() })
+    }
+
+    /// The bytes of an info structure.
+    pub(super) fn struct_bytes<T: InfoStruct>(value: &T) -> Vec<u8> {
+        let p = (value as *const T).cast::<u8>();
+        // SAFETY: `InfoStruct` types are `repr(C)` integer-only structures
+        // without padding bytes (trait contract), so all `size_of::<T>()`
+        // bytes are initialized and readable for the lifetime of `value`.
+        unsafe { std::slice::from_raw_parts(p, size_of::<T>()) }.to_vec()
+    }
+
+    /// Takes ownership of an fd the kernel just returned.
+    pub(super) fn adopt_new_fd(fd: libc::c_int) -> File {
+        // SAFETY: `fd` was returned by a successful VFIO_GROUP_GET_DEVICE_FD: it
+        // is a fresh, open descriptor that nothing else owns or will close.
+        unsafe { File::from_raw_fd(fd) }
+    }
+
+    /// Closes a file, returning the `close(2)` error that `Drop` would ignore.
+    pub(super) fn close(file: File) -> io::Result<()> {
+        let fd = file.into_raw_fd();
+        // SAFETY: `into_raw_fd` gave us sole ownership of `fd`; it is closed
+        // exactly once here and not used afterwards.
+        let ret = unsafe { libc::close(fd) };
+        check(ret).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cap(buf: &mut Vec<u8>, id: u16, version: u16, next: u32, payload: &[u8]) {
+        buf.extend_from_slice(&id.to_ne_bytes());
+        buf.extend_from_slice(&version.to_ne_bytes());
+        buf.extend_from_slice(&next.to_ne_bytes());
+        buf.extend_from_slice(payload);
+    }
+
+    /// A region info buffer with a sparse-mmap cap (2 areas) then a type cap.
+    fn sample_region_buffer() -> Vec<u8> {
+        let mut buf = vec![0u8; 32];
+        let mut sparse = Vec::new();
+        sparse.extend_from_slice(&2u32.to_ne_bytes());
+        sparse.extend_from_slice(&0u32.to_ne_bytes());
+        for (o, s) in [(0u64, 0x1000u64), (0x3000, 0xd000)] {
+            sparse.extend_from_slice(&o.to_ne_bytes());
+            sparse.extend_from_slice(&s.to_ne_bytes());
+        }
+        let second = 32 + 8 + sparse.len() as u32;
+        cap(
+            &mut buf,
+            VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+            1,
+            second,
+            &sparse,
+        );
+        let mut ty = Vec::new();
+        ty.extend_from_slice(&0x8086_0000u32.to_ne_bytes());
+        ty.extend_from_slice(&3u32.to_ne_bytes());
+        cap(&mut buf, VFIO_REGION_INFO_CAP_TYPE, 1, 0, &ty);
+        buf
+    }
+
+    #[test]
+    fn cap_chain_parsing() {
+        let buf = sample_region_buffer();
+        let caps = parse_cap_chain(&buf, 32);
+        assert_eq!(caps.len(), 2);
+        assert_eq!(caps[0].id, VFIO_REGION_INFO_CAP_SPARSE_MMAP);
+        assert_eq!(caps[0].offset, 32);
+        assert_eq!(caps[0].data.len(), 8 + 2 * 16);
+        assert_eq!(
+            caps[0].sparse_mmap_areas().unwrap(),
+            vec![
+                VfioRegionSparseMmapArea {
+                    offset: 0,
+                    size: 0x1000
+                },
+                VfioRegionSparseMmapArea {
+                    offset: 0x3000,
+                    size: 0xd000
+                },
+            ]
+        );
+        assert_eq!(caps[0].region_type(), None);
+        assert_eq!(caps[1].id, VFIO_REGION_INFO_CAP_TYPE);
+        assert_eq!(caps[1].region_type(), Some((0x8086_0000, 3)));
+        assert_eq!(caps[1].sparse_mmap_areas(), None);
+    }
+
+    #[test]
+    fn cap_chain_edge_cases() {
+        let buf = sample_region_buffer();
+        assert!(parse_cap_chain(&buf, 0).is_empty());
+        // Offset past the end.
+        assert!(parse_cap_chain(&buf, buf.len() as u32).is_empty());
+        // A self-referencing chain stops after one entry.
+        let mut looped = vec![0u8; 32];
+        cap(&mut looped, 3, 1, 32, &[]);
+        assert_eq!(parse_cap_chain(&looped, 32).len(), 1);
+        // Truncated sparse-mmap payload: areas claimed but missing.
+        let mut short = vec![0u8; 32];
+        cap(
+            &mut short,
+            VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+            1,
+            0,
+            &[5, 0, 0, 0, 0, 0, 0, 0],
+        );
+        let caps = parse_cap_chain(&short, 32);
+        assert_eq!(caps.len(), 1);
+        assert_eq!(caps[0].sparse_mmap_areas(), None);
+    }
+
+    #[test]
+    fn info_struct_bytes() {
+        let info = VfioRegionInfo {
+            argsz: 32,
+            flags: 3,
+            index: 7,
+            cap_offset: 0,
+            size: 0x1000,
+            offset: 7 << 40,
+        };
+        let b = sys::struct_bytes(&info);
+        assert_eq!(b.len(), 32);
+        assert_eq!(u32_at(&b, 8), Some(7));
+        assert_eq!(u64_at(&b, 16), Some(0x1000));
+        assert_eq!(u64_at(&b, 24), Some(7 << 40));
+    }
+
+    #[test]
+    fn group_paths() {
+        assert_eq!(group_path(3, false), PathBuf::from("/dev/vfio/3"));
+        assert_eq!(group_path(0, true), PathBuf::from("/dev/vfio/noiommu-0"));
+    }
+
+    #[test]
+    fn open_device_rejects_bad_address() {
+        let e = open_device("not-a-bdf").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn ioctl_errors_carry_errno() {
+        // A VFIO ioctl on a non-VFIO fd fails with ENOTTY, and the wrapper
+        // reports it with context; exercises the real syscall path.
+        let f = File::open("/dev/null").unwrap();
+        let c = Container { file: f };
+        let e = c.api_version().unwrap_err();
+        assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
+        assert!(e.to_string().starts_with("VFIO_GET_API_VERSION: "), "{e}");
+        c.close().unwrap();
+    }
+}
