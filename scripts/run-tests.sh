@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every test suite and end with one line: "N passed, N failed".
 #   1. host: cargo test of every host crate (register model, CEDT parser, UAPI lib)
-#   2. static: rustfmt, no `unsafe`/`bindings::` in the driver, SAFETY comments
+#   2. static: rustfmt, clippy, no `unsafe`/`bindings::` in the driver, SAFETY comments
 #   3. VM: the smoke suite (KTAP) through VFIO exactly as a VMM would
 #   4. in-kernel: the KUnit doctests of our abstractions, run at boot of the test kernel
 set -uo pipefail
@@ -40,6 +40,10 @@ desc="rustfmt: kernel-side Rust is formatted"
 check /usr/bin/rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" $(git ls-files --cached --others --exclude-standard 'rust/*.rs' 'drivers/*.rs')
 desc="rustfmt: host crates are formatted"
 check cargo fmt --all -- --check
+desc="clippy: host crates (-D warnings)"
+check cargo clippy --workspace --all-targets --quiet -- -D warnings
+desc="clippy: kernel-side Rust (make LLVM=1 CLIPPY=1)"
+check scripts/check.sh
 count static "$sp" "$sf"
 
 # 3 + 4. One VM boot: the smoke suite, then the kernel log's KUnit results.

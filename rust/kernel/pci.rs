@@ -228,7 +228,7 @@ impl Device {
     ///     assert!(pdev.bar(pci::NUM_STD_BARS).is_none());
     ///     for i in 0..pci::NUM_STD_BARS {
     ///         if let Some(bar) = pdev.bar(i) {
-    ///             assert!(bar.len() > 0);
+    ///             assert!(!bar.is_empty());
     ///             assert!(bar.is_mem() != bar.is_io());
     ///             // BARs are naturally aligned powers of two.
     ///             assert!(bar.len().is_power_of_two());

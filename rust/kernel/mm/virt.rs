@@ -34,13 +34,13 @@ impl VmArea {
     /// First user address of the area.
     pub fn start(&self) -> usize {
         // SAFETY: The VMA is valid and its bounds are stable under the mmap lock (invariant).
-        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.vm_start as usize }
+        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.vm_start }
     }
 
     /// One past the last user address of the area.
     pub fn end(&self) -> usize {
         // SAFETY: As for `start`.
-        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.vm_end as usize }
+        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.vm_end }
     }
 
     /// Length of the area in bytes.
@@ -56,12 +56,12 @@ impl VmArea {
     /// Offset of the area in its file, in pages.
     pub fn pgoff(&self) -> usize {
         // SAFETY: As for `start`.
-        unsafe { (*self.as_raw()).vm_pgoff as usize }
+        unsafe { (*self.as_raw()).vm_pgoff }
     }
 
     /// The `VM_*` flags of the area.
     pub fn flags(&self) -> usize {
         // SAFETY: As for `start`; the flags are read, not written.
-        unsafe { (*self.as_raw()).__bindgen_anon_2.vm_flags as usize }
+        unsafe { (*self.as_raw()).__bindgen_anon_2.vm_flags }
     }
 }

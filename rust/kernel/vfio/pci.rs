@@ -54,7 +54,7 @@ use macros::vtable;
 /// // C functions have unique addresses: compare them as such.
 /// macro_rules! is_core {
 ///     ($slot:expr, $core:path) => {
-///         $slot.map(|f| f as usize) == Some($core as usize)
+///         $slot.map(|f| f as *const ()) == Some($core as *const ())
 ///     };
 /// }
 /// let ops = vfio_pci::ops_table::<Counting>();
@@ -283,7 +283,7 @@ fn long_result(ret: c_long) -> Result<isize> {
     if ret < 0 {
         Err(Error::from_errno(ret as c_int))
     } else {
-        Ok(ret as isize)
+        Ok(ret)
     }
 }
 
@@ -391,7 +391,7 @@ impl<T: Driver> Adapter<T> {
     ) -> c_long {
         // SAFETY: As for `open_callback`.
         let dev = unsafe { CoreDevice::<T>::from_vdev(vdev) };
-        match T::ioctl(dev, cmd, arg as usize) {
+        match T::ioctl(dev, cmd, arg) {
             Ok(ret) => ret as c_long,
             Err(e) => e.to_errno() as c_long,
         }
