@@ -41,16 +41,21 @@ const MAX_LOG_LINES: usize = 40;
 /// Sysfs writes and rmmod that block longer than this mean a hung driver.
 const KERNEL_OP_TIMEOUT: Duration = Duration::from_secs(30);
 
-const USAGE: &str = "usage: cxlvfio-smoke [--device <BDF>] [--expect-ids VVVV:DDDD]\n\
+const USAGE: &str = "usage: cxlvfio-smoke [--device <BDF>] [--expect-ids VVVV:DDDD] \
+[--expect-disable-cxl Y|N]\n\
 \n\
 Runs the cxl-vfio-pci smoke tests against <BDF> (default: $CXL_BDF) and prints\n\
-KTAP. --expect-ids defaults to 8086:0d93. Exit status 0 if every test passed.";
+KTAP. --expect-ids defaults to 8086:0d93, --expect-disable-cxl (the module\n\
+parameter the harness loaded the driver with) to N. Exit status 0 if every\n\
+test passed.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Options {
     bdf: String,
     vendor: u16,
     device: u16,
+    /// The value of `disable_cxl` the module was loaded with.
+    disable_cxl: bool,
 }
 
 /// Parses `VVVV:DDDD` (hex, optional `0x`).
@@ -69,6 +74,7 @@ fn parse_ids(s: &str) -> Option<(u16, u16)> {
 fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options>, String> {
     let mut bdf = env_bdf.filter(|s| !s.is_empty());
     let mut ids = DEFAULT_IDS;
+    let mut disable_cxl = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (key, inline) = match arg.split_once('=') {
@@ -88,6 +94,13 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
                 let v = value()?;
                 ids = parse_ids(&v).ok_or_else(|| format!("bad --expect-ids {v:?}"))?;
             }
+            "--expect-disable-cxl" => {
+                disable_cxl = match value()?.as_str() {
+                    "Y" | "y" | "1" => true,
+                    "N" | "n" | "0" => false,
+                    v => return Err(format!("bad --expect-disable-cxl {v:?}: Y or N")),
+                }
+            }
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
@@ -97,6 +110,7 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
         bdf,
         vendor: ids.0,
         device: ids.1,
+        disable_cxl,
     }))
 }
 
@@ -147,6 +161,11 @@ const STEPS: &[Step] = &[
         name: "param_disable_cxl_readonly",
         deps: &["module_loaded"],
         run: param_disable_cxl_readonly,
+    },
+    Step {
+        name: "probe_honours_disable_cxl",
+        deps: &["module_loaded"],
+        run: probe_honours_disable_cxl,
     },
     Step {
         name: "device_bound",
@@ -220,7 +239,7 @@ fn modinfo_lists_disable_cxl(_: &mut Ctx, diag: &mut Vec<String>) -> Result<(), 
     }
 }
 
-fn param_disable_cxl_readonly(_: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+fn param_disable_cxl_readonly(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
     let path = kmod::param_path(MODULE, PARAM);
     let meta = fs::metadata(&path).map_err(|e| format!("stat {}: {e}", path.display()))?;
     let mode = meta.permissions().mode() & 0o777;
@@ -233,8 +252,34 @@ fn param_disable_cxl_readonly(_: &mut Ctx, diag: &mut Vec<String>) -> Result<(),
     if mode != 0o444 {
         return Err(format!("mode is {mode:04o}, expected 0444"));
     }
-    if value.trim() != "N" {
-        return Err(format!("value is {:?}, expected \"N\"", value.trim()));
+    let want = if ctx.opts.disable_cxl { "Y" } else { "N" };
+    if value.trim() != want {
+        return Err(format!("value is {:?}, expected {want:?}", value.trim()));
+    }
+    Ok(())
+}
+
+/// The driver read the parameter at probe: with CXL enabled it found the CXL
+/// Device DVSEC of the QEMU type-3 device (at 0x100); with `disable_cxl=1` it
+/// never looked.
+fn probe_honours_disable_cxl(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let log = kmsg::read_kernel_log().map_err(|e| format!("kernel log: {e}"))?;
+    let prefix = format!("{DRIVER} {}: ", ctx.opts.bdf);
+    let probe_lines: Vec<&String> = log.iter().filter(|l| l.contains(&prefix)).collect();
+    for l in &probe_lines {
+        diag.push(l.trim().to_string());
+    }
+    let found = |needle: &str| probe_lines.iter().any(|l| l.contains(needle));
+    let (want, unwanted) = if ctx.opts.disable_cxl {
+        ("CXL extensions disabled", "CXL Device DVSEC at")
+    } else {
+        ("CXL Device DVSEC at 0x100", "CXL extensions disabled")
+    };
+    if !found(want) {
+        return Err(format!("no probe message {want:?}"));
+    }
+    if found(unwanted) {
+        return Err(format!("unexpected probe message {unwanted:?}"));
     }
     Ok(())
 }
@@ -613,9 +658,19 @@ mod tests {
             Options {
                 bdf: "0000:0d:00.0".into(),
                 vendor: 0x8086,
-                device: 0x0d93
+                device: 0x0d93,
+                disable_cxl: false,
             }
         );
+        let o = parse_args(&s(&["--device=0d:00.0", "--expect-disable-cxl", "Y"]), None)
+            .unwrap()
+            .unwrap();
+        assert!(o.disable_cxl);
+        assert!(parse_args(
+            &s(&["--device=0d:00.0", "--expect-disable-cxl=maybe"]),
+            None
+        )
+        .is_err());
         let o = parse_args(&s(&["--expect-ids=1b36:0010"]), Some("0000:0e:00.0".into()))
             .unwrap()
             .unwrap();
@@ -644,6 +699,7 @@ mod tests {
                 "module_loaded",
                 "modinfo_lists_disable_cxl",
                 "param_disable_cxl_readonly",
+                "probe_honours_disable_cxl",
                 "device_bound",
                 "vfio_open",
                 "device_info",
