@@ -5,7 +5,9 @@ export REPO
 # Everything big lives outside the repo, in a cache shared by every clone.
 CXLVFIO_CACHE=${CXLVFIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cxl-vfio-pci}
 KSRC_TARBALL=${KSRC_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
-export PATH="$HOME/.cargo/bin:$PATH"
+# cargo-installed bindgen, and pip-installed virtme-ng (vng) wherever pip puts scripts.
+PATH="$HOME/.cargo/bin:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$PATH"
+export PATH
 # The kernel needs Debian's rustc-web (it ships rust-src); the rustup toolchain
 # on PATH is for host crates only.
 KRUSTC=${KRUSTC:-/usr/bin/rustc}

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use cxlvfio::uapi::{
     device_flags_str, irq_flags_str, irq_name, region_flags_str, region_name,
-    VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
+    VFIO_PCI_VGA_REGION_INDEX, VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
 };
 use cxlvfio::vfio::Capability;
 use cxlvfio::{open_device, pci};
@@ -100,8 +100,14 @@ fn info(bdf: &str) -> io::Result<String> {
                     caps.join(" ")
                 );
             }
-            // vfio-pci answers EINVAL for VGA on non-VGA devices: not an error
-            // of the device, so list it instead of failing the command.
+            // vfio-pci answers EINVAL for the VGA region of a non-VGA device.
+            Err(e)
+                if index == VFIO_PCI_VGA_REGION_INDEX
+                    && cxlvfio::error::raw_os_error(&e) == Some(libc::EINVAL) =>
+            {
+                let _ = writeln!(out, "    {index:<5} {name:<7} {:>12}", "(not VGA)");
+            }
+            // Anything else is listed rather than failing the whole command.
             Err(e) => {
                 let _ = writeln!(out, "    {index:<5} {name:<7} {:>12}  ({e})", "-");
             }
