@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run every test suite and end with one line: "N passed, N failed".
 #   1. host: cargo test of every host crate (register model, CEDT parser, UAPI lib)
-#   2. static: rustfmt, clippy, no `unsafe`/`bindings::` in the driver, SAFETY comments
-#   3. VM: the smoke suite (KTAP) through VFIO exactly as a VMM would
-#   4. in-kernel: the KUnit doctests of our abstractions, run at boot of the test kernel
+#   2. abi: the UAPI headers as `make headers_install` exports them, compiled as C
+#   3. static: rustfmt, clippy, no `unsafe`/`bindings::` in the driver, SAFETY comments
+#   4. VM: the smoke suite (KTAP) through VFIO exactly as a VMM would
+#   5. in-kernel: the KUnit doctests of our abstractions, run at boot of the test kernel
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$REPO"
@@ -29,7 +30,21 @@ hf=$(sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\2/p' "
 [ "${PIPESTATUS[0]:-0}" = 0 ] || [ "${hf:-0}" != 0 ] || hf=1 # a crate that fails to build fails the suite
 count host "${hp:-0}" "${hf:-0}"
 
-# 2. Static checks.
+# 2. The ABI as userspace C sees it, from the headers `make headers_install` exports.
+echo "== ABI of the installed UAPI headers"
+hdr="$logs/headers"
+if "${KMAKE[@]}" -s headers_install INSTALL_HDR_PATH="$hdr" >"$logs/headers.log" 2>&1 &&
+	gcc -std=c11 -Wall -Wextra -Werror -I"$hdr/include" tests/abi/cxl_uapi_abi.c -o "$logs/cxl_uapi_abi" \
+		>>"$logs/headers.log" 2>&1; then
+	"$logs/cxl_uapi_abi" >"$logs/abi.ktap"
+else
+	cat "$logs/headers.log"
+	echo "not ok 1 the UAPI headers do not install or compile" >"$logs/abi.ktap"
+fi
+grep '^not ok' "$logs/abi.ktap"
+count abi "$(grep -cE '^ok [0-9]+ ' "$logs/abi.ktap")" "$(grep -cE '^not ok [0-9]+ ' "$logs/abi.ktap")"
+
+# 3. Static checks.
 sp=0 sf=0
 check() { if "$@" >"$logs/static.tmp" 2>&1; then sp=$((sp + 1)); echo "ok - $desc"; else sf=$((sf + 1)); echo "not ok - $desc"; sed 's/^/#   /' "$logs/static.tmp" | head -n 20; fi; }
 desc="no unsafe and no bindings:: in drivers/"
@@ -46,7 +61,7 @@ desc="clippy: kernel-side Rust (make LLVM=1 CLIPPY=1)"
 check scripts/check.sh
 count static "$sp" "$sf"
 
-# 3. VM boots: the smoke suite through VFIO, with CXL on, then with disable_cxl=1.
+# 4. VM boots: the smoke suite through VFIO, with CXL on, then with disable_cxl=1.
 smoke() { # smoke SUITE [vm-run args] -- [smoke args]
 	local suite=$1 vm_args=() rc p f
 	shift
@@ -66,7 +81,7 @@ smoke() { # smoke SUITE [vm-run args] -- [smoke args]
 VM_DMESG="$logs/dmesg" VM_CONSOLE="$logs/console" smoke vm-smoke --
 smoke vm-smoke-disable-cxl --disable-cxl -- --expect-disable-cxl Y
 
-# 4. In-kernel: KUnit doctests, run at boot of the first VM.
+# 5. In-kernel: KUnit doctests, run at boot of the first VM.
 echo "== KUnit doctests (from the guest kernel log)"
 kp=0 kf=0
 if [ -s "$logs/dmesg" ]; then

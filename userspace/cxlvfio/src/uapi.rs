@@ -289,7 +289,49 @@ pub const VFIO_PCI_REQ_IRQ_INDEX: u32 = 4;
 pub const VFIO_PCI_NUM_IRQS: u32 = 5;
 
 // Layouts must match the C header exactly: the kernel copies these byte for byte.
+// ---------------------------------------------------------------------------
+// CXL (the cxl-vfio-pci additions to linux/vfio.h)
+// ---------------------------------------------------------------------------
+
+/// The device is CXL.mem capable; the info chain holds [`VFIO_DEVICE_INFO_CAP_CXL`].
+pub const VFIO_DEVICE_FLAGS_CXL: u32 = 1 << 9;
+/// Device info capability: [`VfioDeviceInfoCapCxl`].
+pub const VFIO_DEVICE_INFO_CAP_CXL: u16 = 6;
+/// Firmware programmed and committed the HDM decoder before open.
+pub const VFIO_CXL_CAP_FIRMWARE_COMMITTED: u32 = 1 << 0;
+/// HDM-DB device (CXL.cache + CXL.mem).
+pub const VFIO_CXL_CAP_CACHE_CAPABLE: u32 = 1 << 1;
+/// Vendor ID of the CXL Consortium, the vendor of the CXL region types.
+pub const PCI_VENDOR_ID_CXL: u32 = 0x1e98;
+/// Region type flag: the type is a PCI vendor ID.
+pub const VFIO_REGION_TYPE_PCI_VENDOR_TYPE: u32 = 1 << 31;
+/// CXL region subtype: the device memory (DPA).
+pub const VFIO_REGION_SUBTYPE_CXL: u32 = 1;
+/// CXL region subtype: the emulated HDM decoder registers.
+pub const VFIO_REGION_SUBTYPE_CXL_COMP_REGS: u32 = 2;
+
+/// `struct vfio_device_info_cap_cxl`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioDeviceInfoCapCxl {
+    /// `id` = [`VFIO_DEVICE_INFO_CAP_CXL`], version 1.
+    pub header: VfioInfoCapHeader,
+    /// BAR holding the component registers.
+    pub hdm_regs_bar_index: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 3],
+    /// `VFIO_CXL_CAP_*`.
+    pub flags: u32,
+    /// Offset in that BAR of the CXL.mem area (component block + 0x1000).
+    pub hdm_regs_offset: u64,
+    /// Region index of the DPA region.
+    pub dpa_region_index: u32,
+    /// Region index of the COMP_REGS region.
+    pub comp_regs_region_index: u32,
+}
+
 const _: () = assert!(size_of::<VfioGroupStatus>() == 8);
+const _: () = assert!(size_of::<VfioDeviceInfoCapCxl>() == 32);
 const _: () = assert!(size_of::<VfioDeviceInfo>() == 24);
 const _: () = assert!(size_of::<VfioRegionInfo>() == 32);
 const _: () = assert!(size_of::<VfioInfoCapHeader>() == 8);
@@ -311,6 +353,7 @@ const DEVICE_FLAG_NAMES: &[(u32, &str)] = &[
     (VFIO_DEVICE_FLAGS_FSL_MC, "FSL_MC"),
     (VFIO_DEVICE_FLAGS_CAPS, "CAPS"),
     (VFIO_DEVICE_FLAGS_CDX, "CDX"),
+    (VFIO_DEVICE_FLAGS_CXL, "CXL"),
 ];
 
 const REGION_FLAG_NAMES: &[(u32, &str)] = &[
@@ -441,6 +484,24 @@ mod tests {
         assert_eq!(offset_of!(VfioRegionInfo, size), 16);
         assert_eq!(offset_of!(VfioRegionInfo, offset), 24);
         assert_eq!(offset_of!(VfioInfoCapHeader, next), 4);
+    }
+
+    #[test]
+    fn cxl_abi_matches_the_seed() {
+        assert_eq!(offset_of!(VfioDeviceInfoCapCxl, header), 0);
+        assert_eq!(offset_of!(VfioDeviceInfoCapCxl, hdm_regs_bar_index), 8);
+        assert_eq!(offset_of!(VfioDeviceInfoCapCxl, reserved), 9);
+        assert_eq!(offset_of!(VfioDeviceInfoCapCxl, flags), 12);
+        assert_eq!(offset_of!(VfioDeviceInfoCapCxl, hdm_regs_offset), 16);
+        assert_eq!(offset_of!(VfioDeviceInfoCapCxl, dpa_region_index), 24);
+        assert_eq!(offset_of!(VfioDeviceInfoCapCxl, comp_regs_region_index), 28);
+        assert_eq!(VFIO_DEVICE_FLAGS_CXL, 0x200);
+        assert_eq!(VFIO_DEVICE_INFO_CAP_CXL, 6);
+        assert_eq!(
+            PCI_VENDOR_ID_CXL | VFIO_REGION_TYPE_PCI_VENDOR_TYPE,
+            0x8000_1e98
+        );
+        assert_eq!(device_flags_str(0x283), "RESET|PCI|CAPS|CXL");
     }
 
     #[test]

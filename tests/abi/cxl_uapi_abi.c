@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Pins the CXL VFIO ABI: every size, offset and value a VMM relies on, checked
+ * against the headers that `make headers_install` exports (linux/vfio.h and
+ * cxl/cxl_regs.h), as userspace C sees them. Prints KTAP.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <linux/vfio.h>
+#include <cxl/cxl_regs.h>
+
+static int test_no, failed;
+
+#define CHECK(name, got, want)                                                  \
+	do {                                                                    \
+		unsigned long long g_ = (unsigned long long)(got);              \
+		unsigned long long w_ = (unsigned long long)(want);             \
+		test_no++;                                                      \
+		if (g_ == w_) {                                                 \
+			printf("ok %d %s\n", test_no, name);                    \
+		} else {                                                        \
+			printf("not ok %d %s # got %#llx, want %#llx\n",         \
+			       test_no, name, g_, w_);                          \
+			failed++;                                               \
+		}                                                               \
+	} while (0)
+
+#define NUM_TESTS 52
+
+int main(void)
+{
+	printf("KTAP version 1\n1..%d\n", NUM_TESTS);
+
+	/* linux/vfio.h: flags, capability id and layout, region subtypes. */
+	CHECK("VFIO_DEVICE_FLAGS_CXL", VFIO_DEVICE_FLAGS_CXL, 1u << 9);
+	CHECK("VFIO_DEVICE_INFO_CAP_CXL", VFIO_DEVICE_INFO_CAP_CXL, 6);
+	CHECK("VFIO_CXL_CAP_FIRMWARE_COMMITTED", VFIO_CXL_CAP_FIRMWARE_COMMITTED, 1u << 0);
+	CHECK("VFIO_CXL_CAP_CACHE_CAPABLE", VFIO_CXL_CAP_CACHE_CAPABLE, 1u << 1);
+	CHECK("VFIO_REGION_SUBTYPE_CXL", VFIO_REGION_SUBTYPE_CXL, 1);
+	CHECK("VFIO_REGION_SUBTYPE_CXL_COMP_REGS", VFIO_REGION_SUBTYPE_CXL_COMP_REGS, 2);
+	CHECK("CXL vendor region type",
+	      (__u32)(CXL_DVSEC_VENDOR_ID | VFIO_REGION_TYPE_PCI_VENDOR_TYPE), 0x80001e98u);
+	CHECK("sizeof(struct vfio_device_info_cap_cxl)",
+	      sizeof(struct vfio_device_info_cap_cxl), 32);
+	CHECK("cap_cxl.header", offsetof(struct vfio_device_info_cap_cxl, header), 0);
+	CHECK("cap_cxl.hdm_regs_bar_index",
+	      offsetof(struct vfio_device_info_cap_cxl, hdm_regs_bar_index), 8);
+	CHECK("cap_cxl.reserved", offsetof(struct vfio_device_info_cap_cxl, reserved), 9);
+	CHECK("sizeof(cap_cxl.reserved)",
+	      sizeof(((struct vfio_device_info_cap_cxl *)0)->reserved), 3);
+	CHECK("cap_cxl.flags", offsetof(struct vfio_device_info_cap_cxl, flags), 12);
+	CHECK("cap_cxl.hdm_regs_offset",
+	      offsetof(struct vfio_device_info_cap_cxl, hdm_regs_offset), 16);
+	CHECK("cap_cxl.dpa_region_index",
+	      offsetof(struct vfio_device_info_cap_cxl, dpa_region_index), 24);
+	CHECK("cap_cxl.comp_regs_region_index",
+	      offsetof(struct vfio_device_info_cap_cxl, comp_regs_region_index), 28);
+	/* The capabilities that must not have moved. */
+	CHECK("VFIO_DEVICE_FLAGS_CAPS", VFIO_DEVICE_FLAGS_CAPS, 1u << 7);
+	CHECK("VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP", VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP, 5);
+	CHECK("sizeof(struct vfio_device_info)", sizeof(struct vfio_device_info), 24);
+
+	/* cxl/cxl_regs.h: component block and capability array. */
+	CHECK("CXL_COMPONENT_REG_BLOCK_SIZE", CXL_COMPONENT_REG_BLOCK_SIZE, 0x10000);
+	CHECK("CXL_CM_OFFSET", CXL_CM_OFFSET, 0x1000);
+	CHECK("CXL_CM_CAP_HDR_ID_MASK", CXL_CM_CAP_HDR_ID_MASK, 0xffff);
+	CHECK("CXL_CM_CAP_HDR_ARRAY_SIZE_MASK", CXL_CM_CAP_HDR_ARRAY_SIZE_MASK, 0xff000000);
+	CHECK("CXL_CM_CAP_PTR_MASK", CXL_CM_CAP_PTR_MASK, 0xfff00000);
+	CHECK("CXL_CM_CAP_CAP_ID_HDM", CXL_CM_CAP_CAP_ID_HDM, 5);
+	/* HDM decoder capability structure. */
+	CHECK("CXL_HDM_DECODER_COUNT_MASK", CXL_HDM_DECODER_COUNT_MASK, 0xf);
+	CHECK("CXL_HDM_DECODER_CTRL_OFFSET", CXL_HDM_DECODER_CTRL_OFFSET, 0x4);
+	CHECK("CXL_HDM_DECODER_ENABLE", CXL_HDM_DECODER_ENABLE, 1u << 1);
+	CHECK("CXL_HDM_DECODER0_BASE_LOW_OFFSET(1)", CXL_HDM_DECODER0_BASE_LOW_OFFSET(1), 0x30);
+	CHECK("CXL_HDM_DECODER0_BASE_HIGH_OFFSET(0)", CXL_HDM_DECODER0_BASE_HIGH_OFFSET(0), 0x14);
+	CHECK("CXL_HDM_DECODER0_SIZE_LOW_OFFSET(0)", CXL_HDM_DECODER0_SIZE_LOW_OFFSET(0), 0x18);
+	CHECK("CXL_HDM_DECODER0_SIZE_HIGH_OFFSET(0)", CXL_HDM_DECODER0_SIZE_HIGH_OFFSET(0), 0x1c);
+	CHECK("CXL_HDM_DECODER0_CTRL_OFFSET(0)", CXL_HDM_DECODER0_CTRL_OFFSET(0), 0x20);
+	CHECK("CXL_HDM_DECODER0_TL_LOW(0)", CXL_HDM_DECODER0_TL_LOW(0), 0x24);
+	CHECK("CXL_HDM_DECODER0_TL_HIGH(0)", CXL_HDM_DECODER0_TL_HIGH(0), 0x28);
+	CHECK("CXL_HDM_DECODER0_CTRL_LOCK", CXL_HDM_DECODER0_CTRL_LOCK, 1u << 8);
+	CHECK("CXL_HDM_DECODER0_CTRL_COMMIT", CXL_HDM_DECODER0_CTRL_COMMIT, 1u << 9);
+	CHECK("CXL_HDM_DECODER0_CTRL_COMMITTED", CXL_HDM_DECODER0_CTRL_COMMITTED, 1u << 10);
+	CHECK("CXL_HDM_DECODER0_CTRL_COMMIT_ERROR", CXL_HDM_DECODER0_CTRL_COMMIT_ERROR, 1u << 11);
+	CHECK("CXL_HDM_DECODER0_CTRL_HOSTONLY", CXL_HDM_DECODER0_CTRL_HOSTONLY, 1u << 12);
+	CHECK("CXL_HDM_DECODER_BLOCK_SIZE(1)", CXL_HDM_DECODER_BLOCK_SIZE(1), 0x30);
+	/* DVSECs. */
+	CHECK("CXL_DVSEC_VENDOR_ID", CXL_DVSEC_VENDOR_ID, 0x1e98);
+	CHECK("CXL_DVSEC_PCIE_DEVICE", CXL_DVSEC_PCIE_DEVICE, 0);
+	CHECK("CXL_DVSEC_CAP_OFFSET", CXL_DVSEC_CAP_OFFSET, 0xa);
+	CHECK("CXL_DVSEC_CTRL_OFFSET", CXL_DVSEC_CTRL_OFFSET, 0xc);
+	CHECK("CXL_DVSEC_CTRL2_OFFSET", CXL_DVSEC_CTRL2_OFFSET, 0x10);
+	CHECK("CXL_DVSEC_LOCK_OFFSET", CXL_DVSEC_LOCK_OFFSET, 0x14);
+	CHECK("CXL_DVSEC_RANGE_SIZE_LOW(1)", CXL_DVSEC_RANGE_SIZE_LOW(1), 0x2c);
+	CHECK("CXL_DVSEC_RANGE_BASE_LOW(0)", CXL_DVSEC_RANGE_BASE_LOW(0), 0x24);
+	CHECK("CXL_DVSEC_CAP3_OFFSET", CXL_DVSEC_CAP3_OFFSET, 0x38);
+	CHECK("CXL_DVSEC_REG_LOCATOR", CXL_DVSEC_REG_LOCATOR, 8);
+	CHECK("CXL_DVSEC_REG_LOCATOR_BLOCK_ID_MASK", CXL_DVSEC_REG_LOCATOR_BLOCK_ID_MASK, 0xff00);
+
+	if (test_no != NUM_TESTS) {
+		printf("not ok %d plan # ran %d checks, planned %d\n", test_no + 1, test_no,
+		       NUM_TESTS);
+		failed++;
+	}
+	return failed ? 1 : 0;
+}
