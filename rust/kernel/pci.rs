@@ -7,6 +7,7 @@
 use crate::{
     bindings, device,
     error::{code::*, to_result, Result},
+    io::IoMem,
     str::CStr,
     types::{ARef, AlwaysRefCounted, Opaque},
 };
@@ -254,6 +255,67 @@ impl Device {
         })
     }
 
+    /// Maps `len` bytes at `offset` of memory BAR `index` (`pci_iomap_range`).
+    ///
+    /// Fails with `EINVAL` for an I/O or missing BAR, or a range outside the BAR, and `ENOMEM`
+    /// when the mapping fails. The mapping is undone when the returned value is dropped.
+    ///
+    /// # Examples
+    ///
+    /// Ranges outside a BAR are refused before anything is mapped:
+    ///
+    /// ```
+    /// use kernel::{error::code::EINVAL, pci};
+    ///
+    /// for pdev in pci::Device::iter() {
+    ///     for i in 0..pci::NUM_STD_BARS {
+    ///         let Some(bar) = pdev.bar(i) else {
+    ///             assert!(pdev.iomap_range(i, 0, 4).is_err());
+    ///             continue;
+    ///         };
+    ///         assert_eq!(pdev.iomap_range(i, bar.len(), 4).err(), Some(EINVAL));
+    ///         assert_eq!(pdev.iomap_range(i, 0, 0).err(), Some(EINVAL));
+    ///         assert_eq!(pdev.iomap_range(i, u64::MAX, 8).err(), Some(EINVAL));
+    ///         if bar.is_io() {
+    ///             assert_eq!(pdev.iomap_range(i, 0, 4).err(), Some(EINVAL));
+    ///         } else if let Ok(map) = pdev.iomap_range(i, 0, 8) {
+    ///             // Mapped but not touched: only the checks of the accessors run.
+    ///             assert_eq!(map.len(), 8);
+    ///             assert_eq!(map.read32(2), Err(EINVAL));
+    ///             assert_eq!(map.read32(8), Err(EINVAL));
+    ///             assert_eq!(map.write32(6, 0), Err(EINVAL));
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn iomap_range(&self, index: u32, offset: u64, len: usize) -> Result<IoMapping> {
+        let bar = self.bar(index).ok_or(EINVAL)?;
+        let end = offset.checked_add(len as u64).ok_or(EINVAL)?;
+        if !bar.is_mem() || len == 0 || end > bar.len() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `self` is a valid function and the range lies inside memory BAR `index`.
+        let addr =
+            unsafe { bindings::pci_iomap_range(self.as_raw(), index as _, offset as _, len as _) };
+        if addr.is_null() {
+            return Err(ENOMEM);
+        }
+        Ok(IoMapping {
+            // SAFETY: `addr` maps `len` bytes and stays mapped until `IoMapping::drop`, which
+            // drops `io` first.
+            io: unsafe { IoMem::from_raw(addr, len) },
+            pdev: self.into(),
+        })
+    }
+
+    /// Enables the function's memory decoding (`pci_enable_device_mem`) until the returned
+    /// guard is dropped (`pci_disable_device`). Enables nest, as in C.
+    pub fn enable_mem(&self) -> Result<MemEnabled<'_>> {
+        // SAFETY: `self` is a valid function.
+        to_result(unsafe { bindings::pci_enable_device_mem(self.as_raw()) })?;
+        Ok(MemEnabled(self))
+    }
+
     /// Iterates over every PCI function in the system, in the order of `pci_get_device()`.
     pub fn iter() -> DeviceIter {
         DeviceIter { cur: None }
@@ -308,6 +370,38 @@ impl BarResource {
     /// Whether the BAR is prefetchable.
     pub fn is_prefetchable(&self) -> bool {
         self.flags & u64::from(bindings::IORESOURCE_PREFETCH) != 0
+    }
+}
+
+/// A mapping of part of a memory BAR; see [`Device::iomap_range`]. Dereferences to [`IoMem`].
+pub struct IoMapping {
+    io: IoMem,
+    pdev: ARef<Device>,
+}
+
+impl core::ops::Deref for IoMapping {
+    type Target = IoMem;
+
+    fn deref(&self) -> &IoMem {
+        &self.io
+    }
+}
+
+impl Drop for IoMapping {
+    fn drop(&mut self) {
+        // SAFETY: The mapping was made by `pci_iomap_range` on this function and nothing can
+        // use it after this (`io` is only reachable through `self`).
+        unsafe { bindings::pci_iounmap(self.pdev.as_raw(), self.io.as_raw()) };
+    }
+}
+
+/// Memory decoding enabled by [`Device::enable_mem`]; disabled again on drop.
+pub struct MemEnabled<'a>(&'a Device);
+
+impl Drop for MemEnabled<'_> {
+    fn drop(&mut self) {
+        // SAFETY: Balances the successful `pci_enable_device_mem` of `enable_mem`.
+        unsafe { bindings::pci_disable_device(self.0.as_raw()) };
     }
 }
 

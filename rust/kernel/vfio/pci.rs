@@ -12,7 +12,7 @@
 
 use crate::{
     bindings,
-    error::{from_result, to_result, Error, Result},
+    error::{code::EINVAL, from_result, to_result, Error, Result},
     ffi::{c_char, c_int, c_long, c_uint, c_ulong},
     init::PinInit,
     mm::virt::VmArea,
@@ -22,7 +22,7 @@ use crate::{
     uaccess::UserPtr,
     ThisModule,
 };
-use core::{marker::PhantomData, mem::MaybeUninit, pin::Pin, ptr};
+use core::{marker::PhantomData, mem::MaybeUninit, ptr};
 use macros::vtable;
 
 /// A vfio-pci variant driver: its per-device data and the `vfio_device_ops` it overrides.
@@ -134,6 +134,60 @@ pub trait Driver: Sized + 'static {
     fn match_name(dev: &CoreDevice<Self>, name: &CStr) -> Result<bool> {
         dev.core_match(name)
     }
+
+    /// `read` (`write` false) or `write` of `count` bytes at `offset` of the device-specific
+    /// region that [`CoreDevice::register_region`] registered with `id`. Returns the number of
+    /// bytes transferred.
+    fn region_rw(
+        dev: &CoreDevice<Self>,
+        id: usize,
+        buf: UserPtr,
+        count: usize,
+        offset: u64,
+        write: bool,
+    ) -> Result<usize> {
+        let _ = (dev, id, buf, count, offset, write);
+        Err(EINVAL)
+    }
+}
+
+/// Region index of PCI configuration space in the device file.
+pub const CONFIG_REGION_INDEX: u32 = bindings::VFIO_PCI_CONFIG_REGION_INDEX;
+/// Number of fixed vfio-pci regions; device-specific regions follow.
+pub const NUM_REGIONS: u32 = bindings::VFIO_PCI_NUM_REGIONS;
+/// Region flag: readable.
+pub const REGION_FLAG_READ: u32 = bindings::VFIO_REGION_INFO_FLAG_READ;
+/// Region flag: writable.
+pub const REGION_FLAG_WRITE: u32 = bindings::VFIO_REGION_INFO_FLAG_WRITE;
+/// Region flag: mappable.
+pub const REGION_FLAG_MMAP: u32 = bindings::VFIO_REGION_INFO_FLAG_MMAP;
+/// Region type flag: the type is a PCI vendor ID.
+pub const REGION_TYPE_PCI_VENDOR_TYPE: u32 = bindings::VFIO_REGION_TYPE_PCI_VENDOR_TYPE;
+
+/// The region index a device-file offset addresses.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::vfio::pci::{index_to_offset, offset_in_region, offset_to_index, CONFIG_REGION_INDEX};
+///
+/// let pos = index_to_offset(CONFIG_REGION_INDEX) + 0x100;
+/// assert_eq!(offset_to_index(pos), CONFIG_REGION_INDEX);
+/// assert_eq!(offset_in_region(pos), 0x100);
+/// assert_eq!(offset_to_index(u64::MAX), 0xff_ffff);
+/// ```
+pub fn offset_to_index(pos: u64) -> u32 {
+    (pos >> bindings::VFIO_PCI_OFFSET_SHIFT) as u32
+}
+
+/// The offset inside its region of a device-file offset.
+pub fn offset_in_region(pos: u64) -> u64 {
+    pos & ((1u64 << bindings::VFIO_PCI_OFFSET_SHIFT) - 1)
+}
+
+/// The device-file offset of the start of region `index`.
+pub fn index_to_offset(index: u32) -> u64 {
+    u64::from(index) << bindings::VFIO_PCI_OFFSET_SHIFT
 }
 
 /// The allocation behind every device of driver `T`: vfio-pci-core's device, then `T`'s data.
@@ -183,11 +237,11 @@ impl<T: Driver> CoreDevice<T> {
         unsafe { ptr::addr_of_mut!((*self.core_raw()).vdev) }
     }
 
-    /// The driver's data for this device.
-    pub fn data(&self) -> Pin<&T::Data> {
-        // SAFETY: `data` is initialised (type invariant) and never moves: it lives in the vfio
-        // allocation until release.
-        unsafe { Pin::new_unchecked((*self.container()).data.assume_init_ref()) }
+    /// The driver's data for this device. It was initialised in place and never moves until
+    /// the device is released, so pinned fields (locks) can be used through it.
+    pub fn data(&self) -> &T::Data {
+        // SAFETY: `data` is initialised (type invariant) and lives as long as the device.
+        unsafe { (*self.container()).data.assume_init_ref() }
     }
 
     /// The PCI function behind the device.
@@ -215,6 +269,39 @@ impl<T: Driver> CoreDevice<T> {
     pub fn disable(&self) {
         // SAFETY: As for `enable`.
         unsafe { bindings::vfio_pci_core_disable(self.core_raw()) }
+    }
+
+    /// Registers a device-specific region for the current open: it gets the next index after
+    /// the fixed regions and the regions registered before it, which is returned. Its accesses
+    /// go to [`Driver::region_rw`] with `id`; `VFIO_DEVICE_GET_REGION_INFO` reports `size`,
+    /// `flags` and the type capability. vfio-pci-core drops every such region at close.
+    ///
+    /// Call it from [`Driver::open_device`], after [`CoreDevice::enable`].
+    pub fn register_region(
+        &self,
+        region_type: u32,
+        subtype: u32,
+        size: usize,
+        flags: u32,
+        id: usize,
+    ) -> Result<u32> {
+        // SAFETY: The device is valid (type invariant) and being opened: vfio serialises this
+        // with every other change of the region table.
+        let index = unsafe { (*self.core_raw()).num_regions } as u32 + NUM_REGIONS;
+        // SAFETY: As above; the ops table is `'static` and `id` is an opaque cookie that
+        // vfio-pci-core never dereferences (the release callback does nothing with it).
+        to_result(unsafe {
+            bindings::vfio_pci_core_register_dev_region(
+                self.core_raw(),
+                region_type,
+                subtype,
+                Adapter::<T>::regops(),
+                size,
+                flags,
+                id as *mut crate::ffi::c_void,
+            )
+        })?;
+        Ok(index)
     }
 
     /// vfio-pci-core's `close_device`.
@@ -362,6 +449,63 @@ impl<T: Driver> Adapter<T> {
 
     const fn ops() -> &'static bindings::vfio_device_ops {
         &Self::OPS
+    }
+
+    const REGOPS: bindings::vfio_pci_regops = bindings::vfio_pci_regops {
+        rw: Some(Self::region_rw_callback),
+        release: Some(Self::region_release_callback),
+        mmap: None,
+        add_capability: None,
+    };
+
+    const fn regops() -> &'static bindings::vfio_pci_regops {
+        &Self::REGOPS
+    }
+
+    /// # Safety
+    ///
+    /// Called by vfio-pci-core for a device-specific region of a device of `T`'s ops table,
+    /// whose index it checked against the region table; `ppos` is a valid `loff_t`.
+    unsafe extern "C" fn region_rw_callback(
+        vdev: *mut bindings::vfio_pci_core_device,
+        buf: *mut c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+        iswrite: bool,
+    ) -> isize {
+        // SAFETY: As for `open_callback`; `ppos` is valid for the call.
+        let (dev, pos) = unsafe {
+            (
+                CoreDevice::<T>::from_vdev(ptr::addr_of_mut!((*vdev).vdev)),
+                *ppos as u64,
+            )
+        };
+        let slot = (offset_to_index(pos) - NUM_REGIONS) as usize;
+        // SAFETY: vfio-pci-core checked that the index is inside the region table, which
+        // stays in place while the device is open.
+        let id = unsafe { (*(*vdev).region.add(slot)).data } as usize;
+        match T::region_rw(
+            dev,
+            id,
+            buf as UserPtr,
+            count,
+            offset_in_region(pos),
+            iswrite,
+        ) {
+            Ok(n) => n as isize,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    /// Nothing to free: a region's data is the driver's `id`, not an allocation.
+    ///
+    /// # Safety
+    ///
+    /// Called by vfio-pci-core at close for a region registered by `register_region`.
+    unsafe extern "C" fn region_release_callback(
+        _vdev: *mut bindings::vfio_pci_core_device,
+        _region: *mut bindings::vfio_pci_region,
+    ) {
     }
 
     /// # Safety
