@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The pure register model of the CXL extensions: register layout, the parsers that find the
+//! HDM decoders, and the emulation rules of the COMP_REGS region and of the CXL Device DVSEC.
+//!
+//! Nothing here calls into the kernel or touches a device: the driver passes in snapshots,
+//! shadows and config-read callbacks, and carries out the hardware writes the model returns.
+//! The same files build into the host crate `userspace/cxl-model`, where they are tested.
+
+// The driver uses part of the register layout and of this API; the host crate tests all of it,
+// and unused items would otherwise fail `make check`, which allows no warning in our files.
+#![allow(dead_code)]
+
+pub(crate) mod caparray;
+pub(crate) mod comp_regs;
+pub(crate) mod dvsec;
+pub(crate) mod regs;
