@@ -3,6 +3,7 @@
 #               and show it through VFIO
 #   make test   run every test suite (host, VM smoke, in-kernel KUnit doctests)
 #   make vm-run CMD='...'   run any host command inside the test VM
+SHELL := /bin/bash
 .PHONY: all setup kernel tools demo test vm-run check fmt clean-kernel
 
 all: kernel tools

@@ -3,7 +3,7 @@
 #   1. host: cargo test of every host crate (register model, CEDT parser, UAPI lib)
 #   2. abi: the UAPI headers as `make headers_install` exports them, compiled as C
 #   3. static: rustfmt, clippy, no `unsafe`/`bindings::` in the driver, SAFETY comments
-#   4. VM: the smoke suite (KTAP) through VFIO exactly as a VMM would
+#   4. VM: the smoke and CXL suites (KTAP) through VFIO exactly as a VMM would
 #   5. in-kernel: the KUnit doctests of our abstractions, run at boot of the test kernel
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
@@ -61,14 +61,14 @@ desc="clippy: kernel-side Rust (make LLVM=1 CLIPPY=1)"
 check scripts/check.sh
 count static "$sp" "$sf"
 
-# 4. VM boots: the smoke suite through VFIO, with CXL on, then with disable_cxl=1.
-smoke() { # smoke SUITE [vm-run args] -- [smoke args]
+# 4. VM boots: KTAP suites through VFIO, as a VMM would.
+vm_suite() { # vm_suite SUITE [vm-run args] -- PROGRAM [args]
 	local suite=$1 vm_args=() rc p f
 	shift
 	while [ "$1" != -- ]; do vm_args+=("$1"); shift; done
 	shift
 	echo "== $suite"
-	scripts/vm-run.sh "${vm_args[@]}" -- target/release/cxlvfio-smoke "$@" >"$logs/$suite.ktap" 2>&1
+	scripts/vm-run.sh "${vm_args[@]}" -- "$@" >"$logs/$suite.ktap" 2>&1
 	rc=$?
 	cat "$logs/$suite.ktap"
 	p=$(grep -cE '^ok [0-9]+ ' "$logs/$suite.ktap")
@@ -77,9 +77,13 @@ smoke() { # smoke SUITE [vm-run args] -- [smoke args]
 	[ "$rc" = 0 ] || [ "$f" != 0 ] || { f=1; echo "run-tests: $suite exited $rc"; }
 	count "$suite" "$p" "$f"
 }
-# The first boot also keeps the guest kernel log for the KUnit results.
-VM_DMESG="$logs/dmesg" VM_CONSOLE="$logs/console" smoke vm-smoke --
-smoke vm-smoke-disable-cxl --disable-cxl -- --expect-disable-cxl Y
+# The smoke suite ends with unbind and rmmod, so each suite gets its own boot. The first
+# boot also keeps the guest kernel log for the KUnit results.
+VM_DMESG="$logs/dmesg" VM_CONSOLE="$logs/console" vm_suite vm-smoke -- target/release/cxlvfio-smoke
+vm_suite vm-smoke-disable-cxl --disable-cxl -- target/release/cxlvfio-smoke --expect-disable-cxl Y
+# COMP_REGS and DVSEC emulation, every rule through the UAPI; then plain vfio-pci without CXL.
+vm_suite vm-cxl -- target/release/cxlvfio-cxl
+vm_suite vm-cxl-disabled --disable-cxl -- target/release/cxlvfio-cxl --expect-no-cxl
 
 # 5. In-kernel: KUnit doctests, run at boot of the first VM.
 echo "== KUnit doctests (from the guest kernel log)"

@@ -9,11 +9,13 @@
 //! - [`pci`], [`kmod`]: sysfs views of the PCI device and kernel module.
 //! - [`ktap`]: KTAP reporter and result parser.
 //! - [`kmsg`]: kernel log problem matcher.
+//! - [`cxl`]: CXL register layouts and reference models of the driver's CXL ABI.
 
 #![warn(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod cxl;
 pub mod error;
 pub mod kmod;
 pub mod kmsg;

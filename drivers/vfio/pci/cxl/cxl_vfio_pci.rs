@@ -3,10 +3,28 @@
 //! cxl-vfio-pci: a vfio-pci variant driver for CXL.mem-capable PCI devices.
 //!
 //! The driver binds only through `driver_override` and registers a vfio-pci-core device that
-//! behaves as vfio-pci does. At bind it looks for the CXL Device DVSEC, unless the module
-//! parameter `disable_cxl` is set, in which case it never looks at CXL state at all.
+//! behaves as vfio-pci does, plus, for a device with a CXL Device DVSEC and Mem_Capable:
+//!
+//! - the COMP_REGS region: an emulated copy of the HDM decoder registers, so that the VMM
+//!   programs decoders without touching the host's (see [`model::comp_regs`]);
+//! - CXL DVSEC virtualization in configuration space: the guest sees and writes a shadow, and
+//!   only two action bits ever reach the hardware (see [`model::dvsec`]).
+//!
+//! With the module parameter `disable_cxl` set it never looks at CXL state at all. Any
+//! detection failure leaves the device working as plain vfio-pci, with one warning.
 
-use kernel::{c_str, dev_info, pci, prelude::*, vfio::pci as vfio_pci};
+mod detect;
+mod model;
+
+use detect::{cfg_read, CxlDevice, DetectError};
+use kernel::{
+    c_str, dev_info, dev_warn, new_mutex, pci,
+    prelude::*,
+    sync::Mutex,
+    uaccess::{UserPtr, UserSlice},
+    vfio::pci::{self as vfio_pci, CoreDevice},
+};
+use model::{comp_regs, dvsec::DvsecShadow, regs::PCI_VENDOR_ID_CXL};
 
 module! {
     type: CxlVfioPciModule,
@@ -22,29 +40,301 @@ module! {
     },
 }
 
-/// PCI-SIG assigned vendor ID of the CXL consortium, used by every CXL DVSEC.
-const CXL_DVSEC_VENDOR_ID: u16 = 0x1e98;
-/// DVSEC ID of the CXL PCIe Device DVSEC (CXL 3.1, 8.1.3).
-const CXL_DVSEC_PCIE_DEVICE: u16 = 0;
+/// `VFIO_REGION_SUBTYPE_CXL_COMP_REGS` (`include/uapi/linux/vfio.h`).
+const VFIO_REGION_SUBTYPE_CXL_COMP_REGS: u32 = 2;
+/// The [`vfio_pci::Driver::region_rw`] id of the COMP_REGS region.
+const COMP_REGS_REGION: usize = 1;
+/// Size of an extended capability header.
+const PCI_EXT_CAP_HEADER_SIZE: u64 = 4;
+/// `VFIO_DEVICE_RESET`: `_IO(';', 100 + 11)`.
+const VFIO_DEVICE_RESET: u32 = 0x3b6f;
+
+/// Per-device state.
+#[pin_data]
+struct DeviceState {
+    /// What probe found; `None` for plain vfio-pci behaviour.
+    cxl: Option<CxlDevice>,
+    /// The guest-visible register shadows of the current open.
+    #[pin]
+    open: Mutex<OpenState>,
+}
+
+/// Shadows that live from one open (or reset) to the next.
+struct OpenState {
+    /// The COMP_REGS region's registers, from the capability array to the HDM block's end.
+    comp_regs: KVec<u32>,
+    /// The CXL Device DVSEC as the guest sees it.
+    dvsec: Option<DvsecShadow>,
+    /// Whether this open already logged an unsupported CXL Reset request (logged once per
+    /// open so that a guest cannot flood the log).
+    cxl_reset_logged: bool,
+}
 
 /// The variant driver.
 struct CxlVfioPci;
 
-#[vtable]
-impl vfio_pci::Driver for CxlVfioPci {
-    // No per-device state yet: the CXL extensions will keep theirs here.
-    type Data = ();
-    const NAME: &'static CStr = c_str!("cxl-vfio-pci");
+impl OpenState {
+    /// Resets both shadows from the hardware and the firmware configuration, at open and
+    /// after a device reset: a new user never sees what the previous one programmed.
+    fn reset(&mut self, pdev: &pci::Device, cxl: &CxlDevice) -> Result {
+        let mut shadow = KVec::new();
+        shadow.extend_with(cxl.layout.region_dwords(), 0, GFP_KERNEL)?;
+        comp_regs::init_shadow(&mut shadow, &cxl.snapshot, &cxl.layout);
+        self.comp_regs = shadow;
+        let dvsec = DvsecShadow::new(cxl.dvsec, &mut |pos, len| cfg_read(pdev, pos, len));
+        self.dvsec = Some(dvsec.map_err(|_| EIO)?);
+        Ok(())
+    }
+}
 
-    fn probe(pdev: &pci::Device) -> impl PinInit<(), Error> {
-        if *module_parameters::disable_cxl.value() {
-            dev_info!(pdev.as_dev(), "CXL extensions disabled (disable_cxl=1)\n");
-        } else {
-            match pdev.find_dvsec(CXL_DVSEC_VENDOR_ID, CXL_DVSEC_PCIE_DEVICE) {
-                Some(pos) => dev_info!(pdev.as_dev(), "CXL Device DVSEC at {:#x}\n", pos),
-                None => dev_info!(pdev.as_dev(), "no CXL Device DVSEC: plain vfio-pci\n"),
+impl CxlVfioPci {
+    /// Sets up the CXL state of an open: shadows and the COMP_REGS region.
+    fn open_cxl(dev: &CoreDevice<Self>, cxl: &CxlDevice) -> Result {
+        {
+            let mut open = dev.data().open.lock();
+            open.reset(dev.pci_dev(), cxl)?;
+            open.cxl_reset_logged = false;
+        }
+        dev.register_region(
+            u32::from(PCI_VENDOR_ID_CXL) | vfio_pci::REGION_TYPE_PCI_VENDOR_TYPE,
+            VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
+            cxl.layout.region_size(),
+            vfio_pci::REGION_FLAG_READ | vfio_pci::REGION_FLAG_WRITE,
+            COMP_REGS_REGION,
+        )?;
+        Ok(())
+    }
+
+    /// A read or write of the config region that overlaps the CXL Device DVSEC: the DVSEC
+    /// bytes go through the shadow, in pieces that do not cross a dword, and every other byte
+    /// through vfio-pci-core's own config emulation.
+    fn config_rw(
+        dev: &CoreDevice<Self>,
+        cxl: &CxlDevice,
+        buf: UserPtr,
+        count: usize,
+        pos: &mut i64,
+        write: bool,
+    ) -> Result<usize> {
+        let region_start = vfio_pci::index_to_offset(vfio_pci::CONFIG_REGION_INDEX);
+        let start = vfio_pci::offset_in_region(*pos as u64);
+        // vfio-pci-core virtualizes every extended capability header (its next pointer):
+        // reads of the DVSEC's header go there. Writes to it are the shadow's to drop.
+        let header = if write { 0 } else { PCI_EXT_CAP_HEADER_SIZE };
+        let (dvsec_start, dvsec_end) = (
+            u64::from(cxl.dvsec) + header,
+            u64::from(cxl.dvsec) + u64::from(cxl.dvsec_len),
+        );
+        let mut done = 0usize;
+        while done < count {
+            let cur = start + done as u64;
+            let remaining = (count - done) as u64;
+            let in_dvsec = cur >= dvsec_start && cur < dvsec_end;
+            let len = if in_dvsec {
+                remaining.min(4 - cur % 4).min(dvsec_end - cur)
+            } else if cur < dvsec_start {
+                remaining.min(dvsec_start - cur)
+            } else {
+                remaining
+            } as usize;
+            let user = buf + done;
+            let n = if in_dvsec {
+                Self::dvsec_rw(dev, user, cur as u16, len, write)?
+            } else {
+                let mut core_pos = (region_start + cur) as i64;
+                let n = if write {
+                    dev.core_write(user, len, &mut core_pos)
+                } else {
+                    dev.core_read(user, len, &mut core_pos)
+                };
+                match n {
+                    Ok(n) => n,
+                    // Report what was done before the failure, as a short transfer.
+                    Err(e) if done == 0 => return Err(e),
+                    Err(_) => break,
+                }
+            };
+            done += n;
+            if n < len {
+                break;
             }
         }
+        *pos += done as i64;
+        Ok(done)
+    }
+
+    /// `len` (1 to 4, inside one dword) bytes of the DVSEC at config position `at`.
+    fn dvsec_rw(
+        dev: &CoreDevice<Self>,
+        buf: UserPtr,
+        at: u16,
+        len: usize,
+        write: bool,
+    ) -> Result<usize> {
+        let pdev = dev.pci_dev();
+        let mut hw_read = |pos: u16, size: usize| cfg_read(pdev, pos, size);
+        let mut open = dev.data().open.lock();
+        let state = &mut *open;
+        let shadow = state.dvsec.as_mut().ok_or(EIO)?;
+        // The shadow takes 1-, 2- and 4-byte accesses: split a 3-byte one.
+        let sizes: &[usize] = match len {
+            3 => &[2, 1],
+            _ => core::slice::from_ref(&len),
+        };
+        let mut off = 0usize;
+        for &size in sizes {
+            let pos = at + off as u16;
+            let user = UserSlice::new(buf + off, size);
+            if write {
+                let mut bytes = [0u8; 4];
+                user.reader().read_slice(&mut bytes[..size])?;
+                let action = shadow
+                    .write(pos, size, u32::from_le_bytes(bytes))
+                    .map_err(|_| EINVAL)?;
+                for hw in action.hw_writes() {
+                    pdev.write_config_u16(hw.pos, hw.value)?;
+                }
+                if action.cxl_reset_requested && !state.cxl_reset_logged {
+                    state.cxl_reset_logged = true;
+                    dev_warn!(
+                        pdev.as_dev(),
+                        "guest asked for a CXL Reset: not supported, not forwarded\n"
+                    );
+                }
+            } else {
+                let value = shadow.read(pos, size, &mut hw_read).map_err(|_| EINVAL)?;
+                user.writer().write_slice(&value.to_le_bytes()[..size])?;
+            }
+            off += size;
+        }
+        Ok(len)
+    }
+
+    /// Whether a device-file access at `pos` of `count` bytes touches the emulated DVSEC.
+    fn touches_dvsec(cxl: &CxlDevice, pos: i64, count: usize) -> bool {
+        let pos = pos as u64;
+        if vfio_pci::offset_to_index(pos) != vfio_pci::CONFIG_REGION_INDEX {
+            return false;
+        }
+        let start = vfio_pci::offset_in_region(pos);
+        let end = start.saturating_add(count as u64);
+        let dvsec = u64::from(cxl.dvsec);
+        start < dvsec + u64::from(cxl.dvsec_len) && end > dvsec
+    }
+}
+
+#[vtable]
+impl vfio_pci::Driver for CxlVfioPci {
+    type Data = DeviceState;
+    const NAME: &'static CStr = c_str!("cxl-vfio-pci");
+
+    fn probe(pdev: &pci::Device) -> impl PinInit<DeviceState, Error> {
+        let cxl = if *module_parameters::disable_cxl.value() {
+            dev_info!(pdev.as_dev(), "CXL extensions disabled (disable_cxl=1)\n");
+            None
+        } else {
+            match detect::detect(pdev) {
+                Ok(cxl) => {
+                    dev_info!(
+                        pdev.as_dev(),
+                        "CXL Device DVSEC at {:#x}; CXL.mem registers in BAR{} at {:#x}; {} HDM decoder(s){}\n",
+                        cxl.dvsec,
+                        cxl.comp_bar,
+                        cxl.cm_offset(),
+                        cxl.layout.decoder_count(),
+                        match &cxl.firmware {
+                            Some(_) => ", decoder 0 committed by firmware",
+                            None => "",
+                        }
+                    );
+                    Some(cxl)
+                }
+                Err(DetectError::NotCxl) => {
+                    dev_info!(pdev.as_dev(), "no CXL Device DVSEC: plain vfio-pci\n");
+                    None
+                }
+                Err(e) => {
+                    dev_warn!(pdev.as_dev(), "CXL disabled: {}; plain vfio-pci\n", e);
+                    None
+                }
+            }
+        };
+        try_pin_init!(DeviceState {
+            cxl,
+            open <- new_mutex!(OpenState {
+                comp_regs: KVec::new(),
+                dvsec: None,
+                cxl_reset_logged: false,
+            }),
+        })
+    }
+
+    fn open_device(dev: &CoreDevice<Self>) -> Result {
+        dev.enable()?;
+        if let Some(cxl) = &dev.data().cxl {
+            if let Err(e) = Self::open_cxl(dev, cxl) {
+                dev.disable();
+                return Err(e);
+            }
+        }
+        dev.finish_enable();
+        Ok(())
+    }
+
+    fn ioctl(dev: &CoreDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
+        let ret = dev.core_ioctl(cmd, arg)?;
+        if cmd == VFIO_DEVICE_RESET {
+            if let Some(cxl) = &dev.data().cxl {
+                // The reset cleared the device's DVSEC state: the guest's view starts over.
+                dev.data().open.lock().reset(dev.pci_dev(), cxl)?;
+            }
+        }
+        Ok(ret)
+    }
+
+    fn read(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+        match &dev.data().cxl {
+            Some(cxl) if Self::touches_dvsec(cxl, *pos, count) => {
+                Self::config_rw(dev, cxl, buf, count, pos, false)
+            }
+            _ => dev.core_read(buf, count, pos),
+        }
+    }
+
+    fn write(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+        match &dev.data().cxl {
+            Some(cxl) if Self::touches_dvsec(cxl, *pos, count) => {
+                Self::config_rw(dev, cxl, buf, count, pos, true)
+            }
+            _ => dev.core_write(buf, count, pos),
+        }
+    }
+
+    fn region_rw(
+        dev: &CoreDevice<Self>,
+        id: usize,
+        buf: UserPtr,
+        count: usize,
+        offset: u64,
+        write: bool,
+    ) -> Result<usize> {
+        let cxl = dev.data().cxl.as_ref().ok_or(EINVAL)?;
+        if id != COMP_REGS_REGION {
+            return Err(EINVAL);
+        }
+        // Single aligned dwords only; anything else changes nothing.
+        let dword = cxl.layout.check_access(offset, count).map_err(|_| EINVAL)?;
+        let user = UserSlice::new(buf, 4);
+        let mut open = dev.data().open.lock();
+        if write {
+            let value = user.reader().read::<u32>()?;
+            comp_regs::write(&mut open.comp_regs, &cxl.layout, dword, value);
+        } else {
+            let value = comp_regs::read(&open.comp_regs, dword);
+            drop(open);
+            user.writer().write(&value)?;
+        }
+        Ok(4)
     }
 }
 

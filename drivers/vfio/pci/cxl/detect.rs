@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! CXL detection at bind: the CXL Device DVSEC, the component registers, the HDM decoder
+//! capability, media readiness, and a snapshot of the CXL.mem register area.
+
+use crate::model::{
+    caparray::{self, CapError, DvsecHeader},
+    comp_regs::{firmware_decoder, FirmwareDecoder, HdmLayout},
+    regs::*,
+};
+use core::fmt;
+use kernel::{
+    delay::msleep,
+    pci,
+    prelude::*,
+    time::{ktime_ms_delta, Ktime},
+};
+
+/// Mem_Info_Valid must be set within this time (CXL 3.1 8.1.3.8.2).
+const MEM_INFO_VALID_TIMEOUT_MS: i64 = 1000;
+/// Mem_Active may take this long after Mem_Info_Valid (the CXL core's default media timeout).
+const MEM_ACTIVE_TIMEOUT_MS: i64 = 60_000;
+/// Poll period of the media wait.
+const MEDIA_POLL_MS: u32 = 10;
+/// DVSEC Range Size Low: Memory_Info_Valid.
+const CXL_DVSEC_MEM_INFO_VALID: u32 = 1 << 0;
+/// DVSEC Range Size Low: Memory_Active.
+const CXL_DVSEC_MEM_ACTIVE: u32 = 1 << 1;
+
+/// Why a device is driven as plain vfio-pci.
+pub(crate) enum DetectError {
+    /// No CXL Device DVSEC: not a CXL device at all (not worth a warning).
+    NotCxl,
+    /// The Device DVSEC does not advertise Mem_Capable.
+    NotMemCapable,
+    /// A register layout the driver cannot use.
+    Layout(CapError),
+    /// The Register Locator DVSEC is missing.
+    NoRegisterLocator,
+    /// The component registers could not be mapped or enabled.
+    Map(Error),
+    /// A DVSEC range did not report Mem_Info_Valid and Mem_Active in time.
+    MediaNotReady { range: u16, info_valid: bool },
+    /// Out of memory for the snapshot.
+    NoMemory,
+}
+
+impl fmt::Display for DetectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotCxl => write!(f, "no CXL Device DVSEC"),
+            Self::NotMemCapable => write!(f, "the CXL Device DVSEC does not set Mem_Capable"),
+            Self::Layout(e) => write!(f, "unusable CXL register layout: {e:?}"),
+            Self::NoRegisterLocator => write!(f, "no CXL Register Locator DVSEC"),
+            Self::Map(e) => write!(f, "cannot map the component registers: {e:?}"),
+            Self::MediaNotReady { range, info_valid } => write!(
+                f,
+                "DVSEC range {range}: {} not set in time",
+                if *info_valid {
+                    "Mem_Active"
+                } else {
+                    "Mem_Info_Valid"
+                }
+            ),
+            Self::NoMemory => write!(f, "out of memory"),
+        }
+    }
+}
+
+impl From<CapError> for DetectError {
+    fn from(e: CapError) -> Self {
+        Self::Layout(e)
+    }
+}
+
+/// What probe found out about a CXL device. Never changes after probe.
+pub(crate) struct CxlDevice {
+    /// Configuration-space offset of the CXL Device DVSEC.
+    pub(crate) dvsec: u16,
+    /// Its length in bytes.
+    pub(crate) dvsec_len: u16,
+    /// BAR holding the component register block.
+    pub(crate) comp_bar: u32,
+    /// Offset of the component register block in that BAR.
+    pub(crate) comp_offset: u64,
+    /// Where the HDM decoders are and what the device supports.
+    pub(crate) layout: HdmLayout,
+    /// The CXL.mem area from the capability array to the end of the HDM block, as read at
+    /// probe with 32-bit accesses.
+    pub(crate) snapshot: KVec<u32>,
+    /// Decoder 0 as platform firmware committed it, if it did.
+    pub(crate) firmware: Option<FirmwareDecoder>,
+}
+
+impl CxlDevice {
+    /// Offset in the component BAR of the CXL.mem area (what `hdm_regs_offset` reports).
+    pub(crate) fn cm_offset(&self) -> u64 {
+        self.comp_offset + CXL_CM_OFFSET as u64
+    }
+}
+
+/// Reads `len` (1, 2 or 4) bytes of configuration space; all ones when the read fails, as a
+/// missing device reads.
+pub(crate) fn cfg_read(pdev: &pci::Device, pos: u16, len: usize) -> u32 {
+    let value = match len {
+        1 => pdev.read_config_u8(pos).map(u32::from),
+        2 => pdev.read_config_u16(pos).map(u32::from),
+        _ => pdev.read_config_u32(pos),
+    };
+    value.unwrap_or(!0)
+}
+
+/// Finds the CXL Device DVSEC and the component registers, waits for the media, and snapshots
+/// the HDM decoder registers.
+pub(crate) fn detect(pdev: &pci::Device) -> Result<CxlDevice, DetectError> {
+    let dvsec = pdev
+        .find_dvsec(PCI_VENDOR_ID_CXL, CXL_DVSEC_PCIE_DEVICE)
+        .ok_or(DetectError::NotCxl)?;
+    let mut read = |pos: u16, len: usize| cfg_read(pdev, pos, len);
+    let header = DvsecHeader::read(dvsec, PCI_VENDOR_ID_CXL, CXL_DVSEC_PCIE_DEVICE, &mut read)?;
+    let cap = read(dvsec + CXL_DVSEC_CAPABILITY_OFFSET, 2) as u16;
+    if cap & CXL_DVSEC_CAP_MEM_CAPABLE == 0 {
+        return Err(DetectError::NotMemCapable);
+    }
+    let cache_capable = cap & CXL_DVSEC_CAP_CACHE_CAPABLE != 0;
+
+    let regloc = pdev
+        .find_dvsec(PCI_VENDOR_ID_CXL, CXL_DVSEC_REG_LOCATOR)
+        .ok_or(DetectError::NoRegisterLocator)?;
+    let block = caparray::find_component_regs(regloc, &mut read)?;
+
+    await_media(pdev, dvsec, cap)?;
+
+    // The registers decode only with memory space enabled; vfio-pci-core enables the device
+    // again at open, so only the snapshot needs it now.
+    let _mem = pdev.enable_mem().map_err(DetectError::Map)?;
+    let cm = pdev
+        .iomap_range(
+            block.bir.into(),
+            block.offset + CXL_CM_OFFSET as u64,
+            CXL_CM_SIZE,
+        )
+        .map_err(DetectError::Map)?;
+    // 32-bit accesses only: some implementations (QEMU's among them) drop wider ones.
+    let mut area =
+        KVec::with_capacity(CXL_CM_SIZE / 4, GFP_KERNEL).map_err(|_| DetectError::NoMemory)?;
+    for dword in 0..CXL_CM_SIZE / 4 {
+        let value = cm.read32(dword * 4).map_err(DetectError::Map)?;
+        area.push(value, GFP_KERNEL)
+            .map_err(|_| DetectError::NoMemory)?;
+    }
+    let layout = HdmLayout::from_cm_area(&area, cache_capable)?;
+    // Keep what the COMP_REGS region shows: the capability array up to the HDM block's end.
+    let mut snapshot = KVec::new();
+    snapshot
+        .extend_from_slice(
+            area.get(..layout.region_dwords())
+                .ok_or(DetectError::NoMemory)?,
+            GFP_KERNEL,
+        )
+        .map_err(|_| DetectError::NoMemory)?;
+    let firmware = firmware_decoder(&snapshot, &layout);
+    Ok(CxlDevice {
+        dvsec,
+        dvsec_len: header.length,
+        comp_bar: block.bir.into(),
+        comp_offset: block.offset,
+        layout,
+        snapshot,
+        firmware,
+    })
+}
+
+/// Waits until every DVSEC range reports valid memory information and active media, as the
+/// CXL core's `cxl_await_range_active()` does.
+fn await_media(pdev: &pci::Device, dvsec: u16, cap: u16) -> Result<(), DetectError> {
+    // HDM_Count: how many DVSEC ranges the device implements (at least one).
+    let ranges = ((cap & CXL_DVSEC_CAP_HDM_COUNT_MASK) >> 4).clamp(1, 2);
+    for range in 0..ranges {
+        let size_lo = dvsec + CXL_DVSEC_RANGE1_SIZE_LOW_OFFSET + range * 0x10;
+        for (bit, timeout, info_valid) in [
+            (CXL_DVSEC_MEM_INFO_VALID, MEM_INFO_VALID_TIMEOUT_MS, false),
+            (CXL_DVSEC_MEM_ACTIVE, MEM_ACTIVE_TIMEOUT_MS, true),
+        ] {
+            let start = Ktime::ktime_get();
+            while cfg_read(pdev, size_lo, 4) & bit == 0 {
+                if ktime_ms_delta(Ktime::ktime_get(), start) > timeout {
+                    return Err(DetectError::MediaNotReady { range, info_valid });
+                }
+                msleep(MEDIA_POLL_MS);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,2423 @@
+//! `cxlvfio-cxl`: in-VM tests of the CXL ABI of `cxl-vfio-pci`, reported as KTAP.
+//!
+//! Runs as root in the guest after the harness has loaded the module and bound the
+//! device. Like a VMM it only uses the VFIO UAPI: the emulated HDM decoder
+//! registers in the COMP_REGS device-specific region, and the virtualized CXL
+//! Device DVSEC in the config region. The device's sysfs `config` (the real
+//! hardware DVSEC) and BAR0 (the real HDM decoders, through VFIO) serve as the
+//! reference for what must pass through and what must never change.
+//!
+//! Every write is also applied to a reference model of the rules
+//! ([`cxlvfio::cxl`]); after each one the whole register block is read back and
+//! compared with the model, so side effects on other registers show up too.
+//!
+//! ```text
+//! cxlvfio-cxl [--device <BDF>] [--expect-ids VVVV:DDDD] [--expect-no-cxl]
+//! ```
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::ExitCode;
+
+use cxlvfio::cxl::*;
+use cxlvfio::error::raw_os_error;
+use cxlvfio::uapi::{
+    device_flags_str, region_flags_str, VfioDeviceInfoCapCxl, VFIO_DEVICE_FLAGS_CXL,
+    VFIO_DEVICE_INFO_CAP_CXL, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_NUM_REGIONS,
+    VFIO_REGION_INFO_CAP_TYPE, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ,
+    VFIO_REGION_INFO_FLAG_WRITE, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
+};
+use cxlvfio::{kmsg, ktap::Ktap, open_device, pci, Container, Device, DeviceInfo, Group};
+use cxlvfio::{kmsg::read_kernel_log, RegionInfo};
+
+/// QEMU `cxl-type3` PCI IDs.
+const DEFAULT_IDS: (u16, u16) = (0x8086, 0x0d93);
+/// Where the harness's QEMU device has its HDM block in the CXL.mem area.
+const QEMU_HDM_OFFSET: usize = 0x110;
+/// Its HDM decoder count.
+const QEMU_DECODERS: usize = 1;
+/// What the firmware emulation committed decoder 0 with.
+const FIRMWARE_DECODER_SIZE: u64 = 256 << 20;
+/// At most this many kernel log lines are printed.
+const MAX_LOG_LINES: usize = 40;
+
+const USAGE: &str =
+    "usage: cxlvfio-cxl [--device <BDF>] [--expect-ids VVVV:DDDD] [--expect-no-cxl]\n\
+\n\
+Tests the CXL ABI of cxl-vfio-pci (COMP_REGS region, CXL Device DVSEC\n\
+virtualization) on <BDF> (default: $CXL_BDF) through VFIO and prints KTAP.\n\
+--expect-no-cxl: the module was loaded with disable_cxl=1; only check that the\n\
+device has no COMP_REGS region and still opens and reads config space.\n\
+Exit status 0 if every test passed.";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Options {
+    bdf: String,
+    vendor: u16,
+    device: u16,
+    no_cxl: bool,
+}
+
+/// Parses `VVVV:DDDD` (hex, optional `0x`).
+fn parse_ids(s: &str) -> Option<(u16, u16)> {
+    let (v, d) = s.split_once(':')?;
+    let hex = |t: &str| {
+        let t = t.strip_prefix("0x").unwrap_or(t);
+        (!t.is_empty() && t.len() <= 4)
+            .then(|| u16::from_str_radix(t, 16).ok())
+            .flatten()
+    };
+    Some((hex(v)?, hex(d)?))
+}
+
+/// `Ok(None)` means help was requested.
+fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options>, String> {
+    let mut bdf = env_bdf.filter(|s| !s.is_empty());
+    let mut ids = DEFAULT_IDS;
+    let mut no_cxl = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("{key} needs a value"))
+        };
+        match key {
+            "-h" | "--help" => return Ok(None),
+            "--device" => bdf = Some(value()?),
+            "--expect-ids" => {
+                let v = value()?;
+                ids = parse_ids(&v).ok_or_else(|| format!("bad --expect-ids {v:?}"))?;
+            }
+            "--expect-no-cxl" if inline.is_none() => no_cxl = true,
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    let bdf = bdf.ok_or("no device: pass --device <BDF> or set CXL_BDF")?;
+    let bdf = pci::normalize_bdf(&bdf).map_err(|e| e.to_string())?;
+    Ok(Some(Options {
+        bdf,
+        vendor: ids.0,
+        device: ids.1,
+        no_cxl,
+    }))
+}
+
+/// Why a step did not pass.
+#[derive(Debug)]
+enum Failure {
+    Fail(String),
+    Skip(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Fail(s)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(s: &str) -> Self {
+        Failure::Fail(s.to_string())
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Fail(e.to_string())
+    }
+}
+
+type StepResult = Result<(), Failure>;
+
+/// Where the CXL Device DVSEC is in config space.
+#[derive(Debug, Clone, Copy)]
+struct DvsecLoc {
+    base: usize,
+    len: usize,
+}
+
+/// State shared by the steps.
+struct Ctx {
+    opts: Options,
+    vfio: Option<(Container, Group, Device)>,
+    info: Option<DeviceInfo>,
+    /// Offset of the config region in the device fd.
+    config_offset: u64,
+    /// The COMP_REGS region.
+    comp: Option<RegionInfo>,
+    layout: Option<HdmLayout>,
+    /// The expected COMP_REGS contents.
+    model: Option<CompRegsModel>,
+    /// COMP_REGS as read at the first open, before any write.
+    comp_first_view: Option<Vec<u32>>,
+    /// BAR0 offset of the CXL.mem area.
+    cm_bar_offset: u64,
+    /// The real CXL.mem registers (BAR0) covering the COMP_REGS range, before any write.
+    bar_before: Option<Vec<u32>>,
+    dvsec: Option<DvsecLoc>,
+    /// The expected DVSEC shadow.
+    dvsec_model: Option<DvsecModel>,
+    /// The hardware DVSEC (sysfs) before any DVSEC write.
+    hw_dvsec_before: Option<Vec<u8>>,
+    /// The DVSEC as VFIO showed it at the first open.
+    dvsec_first_view: Option<Vec<u8>>,
+    /// CXL Reset log lines already in the log when the current open started.
+    reset_log_base: usize,
+    /// CXL Reset log lines the first open produced (set at reopen).
+    first_open_reset_lines: Option<usize>,
+    /// CXL Reset log lines in the log just before VFIO_DEVICE_RESET.
+    lines_at_device_reset: Option<usize>,
+}
+
+impl Ctx {
+    fn new(opts: Options) -> Self {
+        Ctx {
+            opts,
+            vfio: None,
+            info: None,
+            config_offset: 0,
+            comp: None,
+            layout: None,
+            model: None,
+            comp_first_view: None,
+            cm_bar_offset: CXL_CM_OFFSET,
+            bar_before: None,
+            dvsec: None,
+            dvsec_model: None,
+            hw_dvsec_before: None,
+            dvsec_first_view: None,
+            reset_log_base: 0,
+            first_open_reset_lines: None,
+            lines_at_device_reset: None,
+        }
+    }
+
+    fn dev(&self) -> Result<&Device, String> {
+        self.vfio
+            .as_ref()
+            .map(|(_, _, d)| d)
+            .ok_or_else(|| "device is not open".to_string())
+    }
+
+    fn comp(&self) -> Result<&RegionInfo, String> {
+        self.comp
+            .as_ref()
+            .ok_or_else(|| "no COMP_REGS region".to_string())
+    }
+
+    fn layout(&self) -> Result<HdmLayout, String> {
+        self.layout.ok_or_else(|| "no HDM layout".to_string())
+    }
+
+    fn model(&self) -> Result<&CompRegsModel, String> {
+        self.model
+            .as_ref()
+            .ok_or_else(|| "no COMP_REGS model".to_string())
+    }
+
+    // --- COMP_REGS ----------------------------------------------------------
+
+    /// One pread of `len` bytes at `off` of COMP_REGS (no bounds check of our own).
+    fn comp_pread(&self, off: u64, len: usize) -> io::Result<Vec<u8>> {
+        let comp = self.comp().map_err(io::Error::other)?;
+        pread_once(
+            self.dev().map_err(io::Error::other)?,
+            comp.offset + off,
+            len,
+        )
+    }
+
+    /// One pwrite of `data` at `off` of COMP_REGS.
+    fn comp_pwrite(&self, off: u64, data: &[u8]) -> io::Result<usize> {
+        let comp = self.comp().map_err(io::Error::other)?;
+        pwrite_once(
+            self.dev().map_err(io::Error::other)?,
+            comp.offset + off,
+            data,
+        )
+    }
+
+    fn comp_read(&self, off: usize) -> Result<u32, String> {
+        let b = self
+            .comp_pread(off as u64, 4)
+            .map_err(|e| format!("read COMP_REGS +{off:#x}: {e}"))?;
+        let b: [u8; 4] = b
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("read COMP_REGS +{off:#x}: {} bytes, expected 4", b.len()))?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// Every dword the model covers.
+    fn comp_read_all(&self) -> Result<Vec<u32>, String> {
+        let n = self.model()?.regs.len();
+        (0..n).map(|i| self.comp_read(i * 4)).collect()
+    }
+
+    /// Writes `value` at `off` (must be accepted as 4 bytes) and applies it to the model.
+    fn comp_write(&mut self, off: usize, value: u32) -> Result<(), String> {
+        let n = self
+            .comp_pwrite(off as u64, &value.to_le_bytes())
+            .map_err(|e| format!("write {value:#010x} at COMP_REGS +{off:#x}: {e}"))?;
+        if n != 4 {
+            return Err(format!(
+                "write {value:#010x} at COMP_REGS +{off:#x}: {n} bytes written, expected 4"
+            ));
+        }
+        self.model
+            .as_mut()
+            .ok_or("no COMP_REGS model")?
+            .write(off, value);
+        Ok(())
+    }
+
+    /// Reads the whole region back and compares it with the model.
+    fn comp_check(&self, diag: &mut Vec<String>, after: &str) -> Result<(), String> {
+        let actual = self.comp_read_all()?;
+        let diffs = self.model()?.diff(&actual);
+        if diffs.is_empty() {
+            return Ok(());
+        }
+        diag.push(format!("after {after}:"));
+        diag.extend(diffs.iter().map(|d| format!("  {d}")));
+        Err(format!(
+            "after {after}: {} register(s) differ from the rules",
+            diffs.len()
+        ))
+    }
+
+    /// Writes and checks the whole region.
+    fn comp_step(&mut self, diag: &mut Vec<String>, off: usize, value: u32) -> Result<(), String> {
+        let name = self.layout()?.reg_name(off);
+        self.comp_write(off, value)?;
+        self.comp_check(
+            diag,
+            &format!("writing {value:#010x} to {name} (+{off:#x})"),
+        )
+    }
+
+    /// The real CXL.mem register at `off` of the area, through BAR0.
+    fn bar_read(&self, off: usize) -> Result<u32, String> {
+        let mut b = [0u8; 4];
+        self.dev()?
+            .read_region(0, self.cm_bar_offset + off as u64, &mut b)
+            .map_err(|e| e.to_string())?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    // --- config space / DVSEC -----------------------------------------------
+
+    fn loc(&self) -> Result<DvsecLoc, String> {
+        self.dvsec.ok_or_else(|| "DVSEC not located".to_string())
+    }
+
+    fn dmodel(&self) -> Result<&DvsecModel, String> {
+        self.dvsec_model
+            .as_ref()
+            .ok_or_else(|| "no DVSEC model".to_string())
+    }
+
+    /// One pread of `len` bytes at config offset `pos`; must return all of them.
+    fn cfg_read(&self, pos: usize, len: usize) -> Result<Vec<u8>, String> {
+        let b = pread_once(self.dev()?, self.config_offset + pos as u64, len)
+            .map_err(|e| format!("config read of {len} bytes at {pos:#x}: {e}"))?;
+        if b.len() != len {
+            return Err(format!(
+                "config read of {len} bytes at {pos:#x} returned {}",
+                b.len()
+            ));
+        }
+        Ok(b)
+    }
+
+    /// One pwrite of `bytes` at config offset `pos`; the DVSEC part goes to the model.
+    /// Returns whether it wrote Initiate CXL Reset.
+    fn cfg_write(&mut self, pos: usize, bytes: &[u8]) -> Result<bool, String> {
+        let n = pwrite_once(self.dev()?, self.config_offset + pos as u64, bytes)
+            .map_err(|e| format!("config write of {bytes:02x?} at {pos:#x}: {e}"))?;
+        if n != bytes.len() {
+            return Err(format!(
+                "config write of {bytes:02x?} at {pos:#x} wrote {n} bytes"
+            ));
+        }
+        let loc = self.loc()?;
+        let model = self.dvsec_model.as_mut().ok_or("no DVSEC model")?;
+        // Only the bytes inside the DVSEC are the model's.
+        let skip = loc.base.saturating_sub(pos).min(bytes.len());
+        let rel = (pos + skip).saturating_sub(loc.base);
+        Ok(model.write(rel, &bytes[skip..]))
+    }
+
+    /// The DVSEC through VFIO, read `chunk` bytes at a time.
+    fn dvsec_view_by(&self, chunk: usize) -> Result<Vec<u8>, String> {
+        let loc = self.loc()?;
+        let mut v = Vec::with_capacity(loc.len);
+        let mut off = 0;
+        while off < loc.len {
+            let n = chunk.min(loc.len - off);
+            v.extend(self.cfg_read(loc.base + off, n)?);
+            off += n;
+        }
+        Ok(v)
+    }
+
+    /// The DVSEC through VFIO, each register read at its natural size (the
+    /// reference view the rule checks use; other access sizes are tested apart).
+    fn dvsec_view(&self) -> Result<Vec<u8>, String> {
+        let loc = self.loc()?;
+        let mut v = Vec::with_capacity(loc.len);
+        for (off, size) in dvsec_registers(loc.len) {
+            v.extend(self.cfg_read(loc.base + off, size)?);
+        }
+        Ok(v)
+    }
+
+    /// Re-reads both shadows into the models, so that a step checks its own
+    /// writes only and a driver bug does not spill into the steps after it.
+    fn resync(&mut self) {
+        if let (Some(m), Ok(regs)) = (self.model.as_ref(), self.comp_read_all()) {
+            if regs.len() == m.regs.len() {
+                if let Some(m) = self.model.as_mut() {
+                    m.regs = regs;
+                }
+            }
+        }
+        if self.dvsec_model.is_some() {
+            if let (Ok(view), Ok(hw)) = (self.dvsec_view(), self.hw_dvsec()) {
+                self.dvsec_model = Some(DvsecModel::new(&view, &hw));
+            }
+        }
+    }
+
+    /// The whole config space from sysfs: the hardware, not VFIO's view.
+    fn sysfs_config(&self) -> Result<Vec<u8>, String> {
+        let path = pci::device_dir(&self.opts.bdf).join("config");
+        let b = fs::read(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
+        if b.len() < 0x1000 {
+            return Err(format!(
+                "{}: only {} bytes (not root?)",
+                path.display(),
+                b.len()
+            ));
+        }
+        Ok(b)
+    }
+
+    /// The hardware DVSEC bytes.
+    fn hw_dvsec(&self) -> Result<Vec<u8>, String> {
+        let loc = self.loc()?;
+        Ok(self.sysfs_config()?[loc.base..loc.base + loc.len].to_vec())
+    }
+
+    /// Reads the DVSEC back and compares it with the model over the current hardware.
+    fn dvsec_check(&self, diag: &mut Vec<String>, after: &str) -> Result<(), String> {
+        let view = self.dvsec_view()?;
+        let want = self.dmodel()?.expected_view(&self.hw_dvsec()?);
+        let diffs = dvsec_diff(&view, &want);
+        if diffs.is_empty() {
+            return Ok(());
+        }
+        diag.push(format!("after {after}:"));
+        diag.extend(diffs.iter().map(|d| format!("  {d}")));
+        Err(format!(
+            "after {after}: {} DVSEC register(s) differ from the rules",
+            diffs.len()
+        ))
+    }
+
+    /// Writes `bytes` at DVSEC offset `rel` and checks the whole DVSEC.
+    fn dvsec_step(
+        &mut self,
+        diag: &mut Vec<String>,
+        rel: usize,
+        bytes: &[u8],
+    ) -> Result<(), String> {
+        let base = self.loc()?.base;
+        self.cfg_write(base + rel, bytes)?;
+        self.dvsec_check(
+            diag,
+            &format!(
+                "writing {} at DVSEC+{rel:#x} ({})",
+                hex_le(bytes),
+                dvsec_reg_name(rel)
+            ),
+        )
+    }
+
+    /// A 16-bit DVSEC register as VFIO shows it.
+    fn dvsec_read16(&self, rel: usize) -> Result<u16, String> {
+        let b = self.cfg_read(self.loc()?.base + rel, 2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+}
+
+/// `bytes` as a little-endian hex number: `[0x34, 0x12]` is `0x1234`.
+fn hex_le(bytes: &[u8]) -> String {
+    let digits: String = bytes.iter().rev().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "0x{digits} ({} byte{})",
+        bytes.len(),
+        if bytes.len() == 1 { "" } else { "s" }
+    )
+}
+
+/// Passes if `r` failed with EINVAL; otherwise describes what happened.
+fn expect_einval<T: std::fmt::Debug>(r: io::Result<T>, what: &str) -> Result<(), String> {
+    match r {
+        Err(e) if raw_os_error(&e) == Some(libc::EINVAL) => Ok(()),
+        Err(e) => Err(format!("{what}: {e}, expected EINVAL")),
+        Ok(v) => Err(format!("{what}: succeeded ({v:?}), expected EINVAL")),
+    }
+}
+
+/// Turns a list of problems into one failure (diagnostics get all of them).
+fn all_ok(problems: Vec<String>, diag: &mut Vec<String>) -> StepResult {
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(problems[0].clone().into()),
+        n => {
+            let first = problems[0].clone();
+            diag.extend(problems);
+            Err(format!("{first} (and {} more)", n - 1).into())
+        }
+    }
+}
+
+/// Kernel log lines that report an unsupported CXL Reset request for `bdf`.
+fn cxl_reset_log_lines(bdf: &str) -> Result<Vec<String>, String> {
+    let log = read_kernel_log().map_err(|e| format!("kernel log: {e}"))?;
+    Ok(log
+        .into_iter()
+        .filter(|l| is_cxl_reset_line(l, bdf))
+        .collect())
+}
+
+/// A log line of the driver saying a CXL Reset request is not supported.
+fn is_cxl_reset_line(line: &str, bdf: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    line.contains(bdf)
+        && l.contains("cxl reset")
+        && (l.contains("not supported") || l.contains("unsupported"))
+}
+
+type StepFn = fn(&mut Ctx, &mut Vec<String>) -> StepResult;
+
+/// One test: its KTAP name, the steps that must have passed, and the body.
+struct Step {
+    name: &'static str,
+    deps: &'static [&'static str],
+    run: StepFn,
+}
+
+const OPEN: &[&str] = &["vfio_open"];
+const REGION: &[&str] = &["comp_regs_cap_array"];
+const DVSEC: &[&str] = &["dvsec_located"];
+
+const STEPS: &[Step] = &[
+    Step {
+        name: "vfio_open",
+        deps: &[],
+        run: vfio_open,
+    },
+    Step {
+        name: "comp_regs_region_info",
+        deps: OPEN,
+        run: comp_regs_region_info,
+    },
+    Step {
+        name: "comp_regs_region_flags",
+        deps: &["comp_regs_region_info"],
+        run: comp_regs_region_flags,
+    },
+    Step {
+        name: "comp_regs_cap_array",
+        deps: &["comp_regs_region_info"],
+        run: comp_regs_cap_array,
+    },
+    Step {
+        name: "comp_regs_region_size",
+        deps: REGION,
+        run: comp_regs_region_size,
+    },
+    Step {
+        name: "comp_regs_firmware_decoder_view",
+        deps: REGION,
+        run: comp_regs_firmware_decoder_view,
+    },
+    Step {
+        name: "comp_regs_bad_access_size",
+        deps: REGION,
+        run: comp_regs_bad_access_size,
+    },
+    Step {
+        name: "comp_regs_misaligned_access",
+        deps: REGION,
+        run: comp_regs_misaligned_access,
+    },
+    Step {
+        name: "comp_regs_out_of_range_access",
+        deps: REGION,
+        run: comp_regs_out_of_range_access,
+    },
+    Step {
+        name: "comp_regs_mmap_refused",
+        deps: &["comp_regs_region_info"],
+        run: comp_regs_mmap_refused,
+    },
+    Step {
+        name: "comp_regs_cap_array_writes_discarded",
+        deps: REGION,
+        run: comp_regs_cap_array_writes_discarded,
+    },
+    Step {
+        name: "comp_regs_hdm_cap_read_only",
+        deps: REGION,
+        run: comp_regs_hdm_cap_read_only,
+    },
+    Step {
+        name: "comp_regs_global_ctrl_masks",
+        deps: REGION,
+        run: comp_regs_global_ctrl_masks,
+    },
+    Step {
+        name: "comp_regs_hdm_reserved_discarded",
+        deps: REGION,
+        run: comp_regs_hdm_reserved_discarded,
+    },
+    Step {
+        name: "comp_regs_decoder_base_size_masks",
+        deps: REGION,
+        run: comp_regs_decoder_base_size_masks,
+    },
+    Step {
+        name: "comp_regs_decoder_ctrl_masks",
+        deps: REGION,
+        run: comp_regs_decoder_ctrl_masks,
+    },
+    Step {
+        name: "comp_regs_decoder_commit_mirror",
+        deps: REGION,
+        run: comp_regs_decoder_commit_mirror,
+    },
+    Step {
+        name: "comp_regs_decoder_other_discarded",
+        deps: REGION,
+        run: comp_regs_decoder_other_discarded,
+    },
+    Step {
+        name: "comp_regs_locked_base_size_ignored",
+        deps: REGION,
+        run: comp_regs_locked_base_size_ignored,
+    },
+    Step {
+        name: "comp_regs_locked_ctrl",
+        deps: REGION,
+        run: comp_regs_locked_ctrl,
+    },
+    Step {
+        name: "comp_regs_hardware_untouched",
+        deps: REGION,
+        run: comp_regs_hardware_untouched,
+    },
+    Step {
+        name: "dvsec_located",
+        deps: OPEN,
+        run: dvsec_located,
+    },
+    Step {
+        name: "dvsec_passthrough_reads",
+        deps: DVSEC,
+        run: dvsec_passthrough_reads,
+    },
+    Step {
+        name: "dvsec_read_sizes_agree",
+        deps: DVSEC,
+        run: dvsec_read_sizes_agree,
+    },
+    Step {
+        name: "dvsec_read_only_writes_discarded",
+        deps: DVSEC,
+        run: dvsec_read_only_writes_discarded,
+    },
+    Step {
+        name: "dvsec_control_masks",
+        deps: DVSEC,
+        run: dvsec_control_masks,
+    },
+    Step {
+        name: "dvsec_control_io_enable",
+        deps: DVSEC,
+        run: dvsec_control_io_enable,
+    },
+    Step {
+        name: "dvsec_status_viral_w1c",
+        deps: DVSEC,
+        run: dvsec_status_viral_w1c,
+    },
+    Step {
+        name: "dvsec_control2_masks",
+        deps: DVSEC,
+        run: dvsec_control2_masks,
+    },
+    Step {
+        name: "dvsec_control2_action_bits",
+        deps: DVSEC,
+        run: dvsec_control2_action_bits,
+    },
+    Step {
+        name: "dvsec_status2_from_hardware",
+        deps: DVSEC,
+        run: dvsec_status2_from_hardware,
+    },
+    Step {
+        name: "dvsec_range_base_shadow",
+        deps: DVSEC,
+        run: dvsec_range_base_shadow,
+    },
+    Step {
+        name: "dvsec_straddling_writes",
+        deps: DVSEC,
+        run: dvsec_straddling_writes,
+    },
+    Step {
+        name: "dvsec_straddling_reads",
+        deps: DVSEC,
+        run: dvsec_straddling_reads,
+    },
+    Step {
+        name: "dvsec_lock_reserved_bits",
+        deps: DVSEC,
+        run: dvsec_lock_reserved_bits,
+    },
+    Step {
+        name: "dvsec_lock_freezes_control",
+        deps: DVSEC,
+        run: dvsec_lock_freezes_control,
+    },
+    Step {
+        name: "config_outside_dvsec",
+        deps: DVSEC,
+        run: config_outside_dvsec,
+    },
+    Step {
+        name: "dvsec_hardware_unchanged",
+        deps: DVSEC,
+        run: dvsec_hardware_unchanged,
+    },
+    Step {
+        name: "dvsec_lock_cleared_by_device_reset",
+        deps: DVSEC,
+        run: dvsec_lock_cleared_by_device_reset,
+    },
+    Step {
+        name: "reopen",
+        deps: &["comp_regs_cap_array", "dvsec_located"],
+        run: reopen,
+    },
+    Step {
+        name: "comp_regs_reset_on_reopen",
+        deps: &["reopen"],
+        run: comp_regs_reset_on_reopen,
+    },
+    Step {
+        name: "dvsec_reset_on_reopen",
+        deps: &["reopen"],
+        run: dvsec_reset_on_reopen,
+    },
+    Step {
+        name: "dvsec_cxl_reset_logged_once_per_open",
+        deps: &["reopen"],
+        run: dvsec_cxl_reset_logged_once_per_open,
+    },
+    Step {
+        name: "kernel_log_clean",
+        deps: &[],
+        run: kernel_log_clean,
+    },
+];
+
+const NO_CXL_STEPS: &[Step] = &[
+    Step {
+        name: "vfio_open",
+        deps: &[],
+        run: vfio_open,
+    },
+    Step {
+        name: "no_comp_regs_region",
+        deps: OPEN,
+        run: no_comp_regs_region,
+    },
+    Step {
+        name: "config_readable",
+        deps: OPEN,
+        run: config_readable,
+    },
+];
+
+// ---------------------------------------------------------------------------
+// Opening
+// ---------------------------------------------------------------------------
+
+/// Opens the device and reads its info and the config region's offset.
+fn open_all(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
+    let (container, group, device) = open_device(&ctx.opts.bdf).map_err(|e| e.to_string())?;
+    let info = device.info().map_err(|e| e.to_string());
+    let config = device
+        .region_info(VFIO_PCI_CONFIG_REGION_INDEX)
+        .map_err(|e| e.to_string());
+    ctx.vfio = Some((container, group, device));
+    let info = info?;
+    diag.push(format!(
+        "flags {:#x} [{}], num_regions {}, num_irqs {}",
+        info.flags,
+        device_flags_str(info.flags),
+        info.num_regions,
+        info.num_irqs
+    ));
+    if let Some(cap) = cxl_device_cap(&info) {
+        diag.push(format!(
+            "CXL device cap: flags {:#x}, BAR{} +{:#x}, dpa region {}, comp_regs region {}",
+            cap.flags,
+            cap.hdm_regs_bar_index,
+            cap.hdm_regs_offset,
+            cap.dpa_region_index,
+            cap.comp_regs_region_index
+        ));
+    }
+    ctx.config_offset = config?.offset;
+    ctx.info = Some(info);
+    ctx.reset_log_base = cxl_reset_log_lines(&ctx.opts.bdf)?.len();
+    Ok(())
+}
+
+/// The `VFIO_DEVICE_INFO_CAP_CXL` capability, if the device reports one.
+fn cxl_device_cap(info: &DeviceInfo) -> Option<VfioDeviceInfoCapCxl> {
+    let cap = info
+        .capabilities()
+        .into_iter()
+        .find(|c| c.id == VFIO_DEVICE_INFO_CAP_CXL)?;
+    let d = &cap.data;
+    let u32_at = |o: usize| Some(u32::from_ne_bytes(d.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_ne_bytes(d.get(o..o + 8)?.try_into().ok()?));
+    Some(VfioDeviceInfoCapCxl {
+        header: Default::default(),
+        hdm_regs_bar_index: *d.first()?,
+        reserved: [0; 3],
+        flags: u32_at(4)?,
+        hdm_regs_offset: u64_at(8)?,
+        dpa_region_index: u32_at(16)?,
+        comp_regs_region_index: u32_at(20)?,
+    })
+}
+
+/// Device-specific regions whose type capability is COMP_REGS.
+fn find_comp_regs(
+    dev: &Device,
+    info: &DeviceInfo,
+    diag: &mut Vec<String>,
+) -> Result<Vec<RegionInfo>, String> {
+    let mut found = Vec::new();
+    for index in VFIO_PCI_NUM_REGIONS..info.num_regions {
+        let r = dev.region_info(index).map_err(|e| e.to_string())?;
+        let caps = r.capabilities();
+        let types: Vec<String> = caps
+            .iter()
+            .filter(|c| c.id == VFIO_REGION_INFO_CAP_TYPE)
+            .map(|c| match c.region_type() {
+                Some((t, s)) => format!("type {t:#x}/{s} v{}", c.version),
+                None => "truncated type cap".to_string(),
+            })
+            .collect();
+        diag.push(format!(
+            "region {index}: size {:#x} offset {:#x} flags [{}] caps {:?} {}",
+            r.size,
+            r.offset,
+            region_flags_str(r.flags),
+            caps.iter().map(|c| c.id).collect::<Vec<_>>(),
+            types.join(", ")
+        ));
+        if caps.iter().any(|c| {
+            c.region_type() == Some((VFIO_REGION_TYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS))
+        }) {
+            found.push(r);
+        }
+    }
+    Ok(found)
+}
+
+fn vfio_open(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    open_all(ctx, diag)?;
+    let info = ctx.info.as_ref().ok_or("no device info")?;
+    if !info.is_pci() {
+        return Err("VFIO_DEVICE_FLAGS_PCI not set".into());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// COMP_REGS
+// ---------------------------------------------------------------------------
+
+fn comp_regs_region_info(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let info = ctx.info.clone().ok_or("no device info")?;
+    let found = find_comp_regs(ctx.dev()?, &info, diag)?;
+    let region = match found.as_slice() {
+        [] => {
+            return Err(format!(
+                "no region of type {VFIO_REGION_TYPE_CXL:#x} subtype {VFIO_REGION_SUBTYPE_CXL_COMP_REGS} among {} regions",
+                info.num_regions
+            )
+            .into())
+        }
+        [r] => r.clone(),
+        many => {
+            return Err(format!(
+                "{} COMP_REGS regions: {:?}",
+                many.len(),
+                many.iter().map(|r| r.index).collect::<Vec<_>>()
+            )
+            .into())
+        }
+    };
+    diag.push(format!(
+        "COMP_REGS is region {}: size {:#x}",
+        region.index, region.size
+    ));
+    let index = region.index;
+    ctx.comp = Some(region);
+    if let Some(cap) = cxl_device_cap(&info) {
+        if cap.comp_regs_region_index != index {
+            return Err(format!(
+                "the CXL device capability names region {}, the type capability region {index}",
+                cap.comp_regs_region_index
+            )
+            .into());
+        }
+    }
+    if index < VFIO_PCI_NUM_REGIONS {
+        return Err(format!("index {index} is not device-specific").into());
+    }
+    Ok(())
+}
+
+fn comp_regs_region_flags(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let r = ctx.comp()?;
+    diag.push(format!(
+        "flags {:#x} [{}]",
+        r.flags,
+        region_flags_str(r.flags)
+    ));
+    if !r.has_flags(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE) {
+        return Err("READ|WRITE not both set".into());
+    }
+    if r.flags & VFIO_REGION_INFO_FLAG_MMAP != 0 {
+        return Err("MMAP is set".into());
+    }
+    Ok(())
+}
+
+fn comp_regs_cap_array(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let size = ctx.comp()?.size as usize;
+    let header = ctx.comp_read(0)?;
+    let n = CapArray::array_size(header);
+    diag.push(format!("header {header:#010x}: {n} entries"));
+    if (n + 1) * 4 > size {
+        return Err(format!("array of {n} entries does not fit the region ({size:#x})").into());
+    }
+    let dwords: Vec<u32> = (0..=n)
+        .map(|i| ctx.comp_read(i * 4))
+        .collect::<Result<_, _>>()?;
+    let array = CapArray::parse(&dwords)?;
+    for e in &array.entries {
+        diag.push(format!(
+            "  cap id {} v{} at +{:#x}",
+            e.id, e.version, e.offset
+        ));
+    }
+    // The BAR offset of the real CXL.mem area: from the Register Locator DVSEC.
+    let cfg = ctx.sysfs_config()?;
+    match component_block(&cfg) {
+        Some((0, off)) => ctx.cm_bar_offset = off + CXL_CM_OFFSET,
+        Some((bar, off)) => diag.push(format!(
+            "component registers in BAR{bar} +{off:#x}, not BAR0: comparing with BAR0 +{CXL_CM_OFFSET:#x}"
+        )),
+        None => diag.push("no component register block in the Register Locator".to_string()),
+    }
+    let hdm = *array
+        .find(CXL_CM_CAP_CAP_ID_HDM)
+        .ok_or("no HDM decoder capability (id 5) in the array")?;
+    let h = hdm.offset;
+    if h % 4 != 0 || h < (n + 1) * 4 || h + HDM_DECODER_FIRST > size {
+        return Err(format!(
+            "HDM block at +{h:#x} is misaligned, inside the array or past the region"
+        )
+        .into());
+    }
+    let cap = ctx.comp_read(h + HDM_CAP)?;
+    let count = hdm_decoder_count(cap)
+        .ok_or_else(|| format!("HDM capability {cap:#010x}: reserved decoder count"))?;
+    let cache_capable = match find_dvsec(&cfg, DVSEC_VENDOR_CXL, DVSEC_ID_CXL_DEVICE) {
+        Some((pos, _)) => {
+            u16::from_le_bytes([cfg[pos + DVSEC_CAPABILITY], cfg[pos + DVSEC_CAPABILITY + 1]])
+                & DVSEC_CAP_CACHE
+                != 0
+        }
+        None => return Err("no CXL Device DVSEC in sysfs config".into()),
+    };
+    let layout = HdmLayout {
+        hdm_offset: h,
+        count,
+        cap,
+        cache_capable,
+    };
+    diag.push(format!(
+        "HDM block at +{h:#x}: capability {cap:#010x}, {count} decoder(s), cache capable {cache_capable}; CXL.mem area at BAR0 +{:#x}",
+        ctx.cm_bar_offset
+    ));
+    ctx.layout = Some(layout);
+    let n_dwords = layout.region_size().min(size) / 4;
+    let regs: Vec<u32> = (0..n_dwords)
+        .map(|i| ctx.comp_read(i * 4))
+        .collect::<Result<_, _>>()?;
+    ctx.comp_first_view = Some(regs.clone());
+    ctx.model = Some(CompRegsModel::new(layout, regs));
+    let bar: Vec<u32> = (0..layout.region_size() / 4)
+        .map(|i| ctx.bar_read(i * 4))
+        .collect::<Result<_, _>>()?;
+    ctx.bar_before = Some(bar.clone());
+
+    let mut problems = Vec::new();
+    if dwords[..] != bar[..=n] {
+        problems.push(format!(
+            "array {dwords:08x?} differs from the hardware's {:08x?}",
+            &bar[..=n]
+        ));
+    }
+    if cap != bar[h / 4] {
+        problems.push(format!(
+            "HDM capability {cap:#010x} differs from the hardware's {:#010x}",
+            bar[h / 4]
+        ));
+    }
+    for id in [CXL_CM_CAP_CAP_ID_RAS, CXL_CM_CAP_CAP_ID_LINK] {
+        if array.find(id).is_none() {
+            problems.push(format!(
+                "capability id {id} missing (the QEMU device has RAS and link)"
+            ));
+        }
+    }
+    if h != QEMU_HDM_OFFSET || count != QEMU_DECODERS {
+        problems.push(format!(
+            "HDM at +{h:#x} with {count} decoder(s), the QEMU device has +{QEMU_HDM_OFFSET:#x} and {QEMU_DECODERS}"
+        ));
+    }
+    all_ok(problems, diag)
+}
+
+fn comp_regs_region_size(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let size = ctx.comp()?.size;
+    let l = ctx.layout()?;
+    let want = l.region_size() as u64;
+    diag.push(format!(
+        "size {size:#x}; HDM +{:#x} + 0x10 + 0x20 * {} = {want:#x}",
+        l.hdm_offset, l.count
+    ));
+    if size != want {
+        return Err(format!("size {size:#x}, expected {want:#x}").into());
+    }
+    Ok(())
+}
+
+fn comp_regs_firmware_decoder_view(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    let r = |reg| ctx.comp_read(l.dec_reg(0, reg));
+    let (blo, bhi, slo, shi, ctrl) = (
+        r(DEC_BASE_LO)?,
+        r(DEC_BASE_HI)?,
+        r(DEC_SIZE_LO)?,
+        r(DEC_SIZE_HI)?,
+        r(DEC_CTRL)?,
+    );
+    diag.push(format!(
+        "COMP_REGS decoder 0: base {bhi:#010x}_{blo:08x} size {shi:#010x}_{slo:08x} ctrl {ctrl:#010x}"
+    ));
+    let hw = |reg| ctx.bar_read(l.dec_reg(0, reg));
+    if let (Ok(hblo), Ok(hbhi), Ok(hslo), Ok(hshi), Ok(hctrl)) = (
+        hw(DEC_BASE_LO),
+        hw(DEC_BASE_HI),
+        hw(DEC_SIZE_LO),
+        hw(DEC_SIZE_HI),
+        hw(DEC_CTRL),
+    ) {
+        diag.push(format!(
+            "hardware decoder 0 (BAR0): base {hbhi:#010x}_{hblo:08x} size {hshi:#010x}_{hslo:08x} ctrl {hctrl:#010x}"
+        ));
+    }
+    let mut problems = Vec::new();
+    if ctrl & CTRL_LOCK != 0 {
+        problems.push(format!("CTRL {ctrl:#010x}: LOCK is set"));
+    }
+    if ctrl & CTRL_COMMITTED == 0 {
+        problems.push(format!("CTRL {ctrl:#010x}: COMMITTED is clear"));
+    }
+    if blo != 0 || bhi != 0 {
+        problems.push(format!(
+            "BASE is {bhi:#x}_{blo:08x}: a host physical address is visible"
+        ));
+    }
+    let size = (u64::from(shi) << 32) | u64::from(slo & LOW_ADDR_MASK);
+    if size != FIRMWARE_DECODER_SIZE || slo & !LOW_ADDR_MASK != 0 {
+        problems.push(format!(
+            "SIZE is {shi:#x}_{slo:08x}, expected {FIRMWARE_DECODER_SIZE:#x}"
+        ));
+    }
+    all_ok(problems, diag)
+}
+
+fn comp_regs_bad_access_size(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    let mut problems = Vec::new();
+    let base_lo = l.dec_reg(0, DEC_BASE_LO) as u64;
+    let size_lo = l.dec_reg(0, DEC_SIZE_LO) as u64;
+    for len in [1usize, 2, 3, 8, 16] {
+        for off in [0, l.hdm_offset as u64, base_lo] {
+            if let Err(p) = expect_einval(
+                ctx.comp_pread(off, len),
+                &format!("{len}-byte read at +{off:#x}"),
+            ) {
+                problems.push(p);
+            }
+        }
+        for off in [base_lo, size_lo] {
+            let data = vec![0x5a; len];
+            if let Err(p) = expect_einval(
+                ctx.comp_pwrite(off, &data),
+                &format!("{len}-byte write at +{off:#x}"),
+            ) {
+                problems.push(p);
+            }
+        }
+    }
+    if let Err(e) = ctx.comp_check(diag, "refused writes of 1, 2, 3, 8 and 16 bytes") {
+        problems.push(e);
+    }
+    all_ok(problems, diag)
+}
+
+fn comp_regs_misaligned_access(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    let mut problems = Vec::new();
+    let offs = [
+        1,
+        l.dec_reg(0, DEC_BASE_LO) + 1,
+        l.dec_reg(0, DEC_BASE_LO) + 2,
+        l.dec_reg(0, DEC_BASE_HI) + 3,
+        l.dec_reg(0, DEC_SIZE_HI) + 2,
+        l.dec_reg(0, DEC_CTRL) + 1,
+    ];
+    for off in offs {
+        let off = off as u64;
+        if let Err(p) = expect_einval(ctx.comp_pread(off, 4), &format!("4-byte read at +{off:#x}"))
+        {
+            problems.push(p);
+        }
+        if let Err(p) = expect_einval(
+            ctx.comp_pwrite(off, &[0xff; 4]),
+            &format!("4-byte write at +{off:#x}"),
+        ) {
+            problems.push(p);
+        }
+        // A 2-byte access at a 2-aligned offset is misaligned for a dword too.
+        if let Err(p) = expect_einval(
+            ctx.comp_pwrite(off & !1, &[0xff; 2]),
+            &format!("2-byte write at +{:#x}", off & !1),
+        ) {
+            problems.push(p);
+        }
+    }
+    if let Err(e) = ctx.comp_check(diag, "refused misaligned writes") {
+        problems.push(e);
+    }
+    all_ok(problems, diag)
+}
+
+fn comp_regs_out_of_range_access(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let size = ctx.comp()?.size;
+    let mut problems = Vec::new();
+    for off in [size, size + 4, size + 0x100, 0x1000, 1 << 20] {
+        if let Err(p) = expect_einval(ctx.comp_pread(off, 4), &format!("4-byte read at +{off:#x}"))
+        {
+            problems.push(p);
+        }
+        if let Err(p) = expect_einval(
+            ctx.comp_pwrite(off, &[0xff; 4]),
+            &format!("4-byte write at +{off:#x}"),
+        ) {
+            problems.push(p);
+        }
+    }
+    // Straddling the end.
+    let off = size - 2;
+    if let Err(p) = expect_einval(ctx.comp_pread(off, 4), &format!("4-byte read at +{off:#x}")) {
+        problems.push(p);
+    }
+    if let Err(p) = expect_einval(
+        ctx.comp_pwrite(size - 4, &[0xff; 8]),
+        &format!("8-byte write at +{:#x}", size - 4),
+    ) {
+        problems.push(p);
+    }
+    // The last dword itself is fine.
+    match ctx.comp_pread(size - 4, 4) {
+        Ok(b) if b.len() == 4 => {}
+        other => problems.push(format!(
+            "4-byte read of the last dword +{:#x}: {other:?}",
+            size - 4
+        )),
+    }
+    if let Err(e) = ctx.comp_check(diag, "refused out-of-range writes") {
+        problems.push(e);
+    }
+    all_ok(problems, diag)
+}
+
+fn comp_regs_mmap_refused(ctx: &mut Ctx, _: &mut Vec<String>) -> StepResult {
+    let off = ctx.comp()?.offset;
+    expect_einval(
+        try_mmap(ctx.dev()?, off, 4096),
+        "mmap of 4096 bytes at the region",
+    )?;
+    Ok(())
+}
+
+fn comp_regs_cap_array_writes_discarded(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    for off in (0..l.hdm_offset).step_by(4) {
+        let cur = ctx.model()?.get(off);
+        ctx.comp_write(off, !cur)?;
+        ctx.comp_write(off, 0)?;
+    }
+    ctx.comp_check(
+        diag,
+        &format!(
+            "writing !value and 0 to every dword below +{:#x}",
+            l.hdm_offset
+        ),
+    )?;
+    Ok(())
+}
+
+fn comp_regs_hdm_cap_read_only(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    let off = l.hdm_reg(HDM_CAP);
+    for v in [!l.cap, 0xffff_ffff, 0] {
+        ctx.comp_step(diag, off, v)?;
+    }
+    Ok(())
+}
+
+fn comp_regs_global_ctrl_masks(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    let off = l.hdm_reg(HDM_GLOBAL_CTRL);
+    diag.push(format!(
+        "poison-on-decode-error capable: {}",
+        l.cap & HDM_CAP_POISON_ON_ERR != 0
+    ));
+    for v in [
+        0xffff_ffff,
+        HDM_GLOBAL_POISON_EN,
+        HDM_GLOBAL_ENABLE,
+        0xffff_fffc,
+        0,
+    ] {
+        ctx.comp_step(diag, off, v)?;
+    }
+    Ok(())
+}
+
+fn comp_regs_hdm_reserved_discarded(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    for reg in [HDM_RSVD_8, HDM_RSVD_C] {
+        for v in [0xffff_ffff, 0x1234_5678] {
+            ctx.comp_step(diag, l.hdm_reg(reg), v)?;
+        }
+    }
+    Ok(())
+}
+
+/// Clears LOCK of decoder `n` if the model says it is set (a write with LOCK = 0).
+fn unlock_decoder(ctx: &mut Ctx, n: usize) -> Result<(), String> {
+    let l = ctx.layout()?;
+    let ctrl = ctx.model()?.get(l.dec_reg(n, DEC_CTRL));
+    if ctrl & CTRL_LOCK != 0 {
+        ctx.comp_write(l.dec_reg(n, DEC_CTRL), ctrl & !CTRL_LOCK)?;
+    }
+    Ok(())
+}
+
+fn comp_regs_decoder_base_size_masks(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    for n in 0..l.count {
+        unlock_decoder(ctx, n)?;
+        for reg in [DEC_BASE_LO, DEC_SIZE_LO, DEC_BASE_HI, DEC_SIZE_HI] {
+            for v in [0xffff_ffff, 0x1234_5678, 0xdead_beef] {
+                ctx.comp_step(diag, l.dec_reg(n, reg), v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn comp_regs_decoder_ctrl_masks(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    diag.push(format!(
+        "UIO capable: {}, cache capable: {}",
+        l.cap & HDM_CAP_UIO != 0,
+        l.cache_capable
+    ));
+    for n in 0..l.count {
+        unlock_decoder(ctx, n)?;
+        for v in [
+            0xffff_feff,
+            0,
+            0x0000_1c00,
+            0x0000_60ff,
+            0xf0ff_82aa,
+            0x0fff_7eff,
+            0x0000_0200,
+        ] {
+            ctx.comp_step(diag, l.dec_reg(n, DEC_CTRL), v)?;
+        }
+    }
+    Ok(())
+}
+
+fn comp_regs_decoder_commit_mirror(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    let off = l.dec_reg(0, DEC_CTRL);
+    unlock_decoder(ctx, 0)?;
+    for (v, committed) in [
+        (CTRL_COMMIT, true),
+        (0, false),
+        (CTRL_COMMITTED, false),
+        (CTRL_COMMIT | 0x11, true),
+    ] {
+        ctx.comp_step(diag, off, v)?;
+        let got = ctx.comp_read(off)?;
+        if (got & CTRL_COMMITTED != 0) != committed {
+            return Err(format!(
+                "CTRL write {v:#x} reads {got:#010x}: COMMITTED should be {committed}"
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn comp_regs_decoder_other_discarded(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    for n in 0..l.count {
+        for reg in [DEC_TL_LO, DEC_TL_HI, DEC_RSVD] {
+            for v in [0xffff_ffff, 0x1234_5678] {
+                ctx.comp_step(diag, l.dec_reg(n, reg), v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn comp_regs_locked_base_size_ignored(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    unlock_decoder(ctx, 0)?;
+    let regs = [DEC_BASE_LO, DEC_BASE_HI, DEC_SIZE_LO, DEC_SIZE_HI];
+    for (reg, v) in regs.into_iter().zip([0x2000_0000, 0x1, 0x1000_0000, 0]) {
+        ctx.comp_step(diag, l.dec_reg(0, reg), v)?;
+    }
+    ctx.comp_step(diag, l.dec_reg(0, DEC_CTRL), CTRL_LOCK | CTRL_COMMIT)?;
+    let before: Vec<u32> = regs
+        .iter()
+        .map(|&r| ctx.comp_read(l.dec_reg(0, r)))
+        .collect::<Result<_, _>>()?;
+    let mut changed = Vec::new();
+    for (i, reg) in regs.into_iter().enumerate() {
+        let off = l.dec_reg(0, reg);
+        ctx.comp_write(off, 0xf000_0000 | 0x5a5a)?;
+        let now = ctx.comp_read(off)?;
+        if now != before[i] {
+            changed.push(format!(
+                "{} {:#010x} -> {now:#010x}",
+                l.reg_name(off),
+                before[i]
+            ));
+        }
+    }
+    if !changed.is_empty() {
+        diag.extend(changed.iter().cloned());
+        return Err(format!("writes to a locked decoder changed: {}", changed.join(", ")).into());
+    }
+    ctx.comp_check(diag, "writing BASE/SIZE of the locked decoder 0")?;
+    Ok(())
+}
+
+fn comp_regs_locked_ctrl(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    let off = l.dec_reg(0, DEC_CTRL);
+    unlock_decoder(ctx, 0)?;
+    // Lock with IG/IW = 0x21 so that "every other bit kept" is visible.
+    ctx.comp_step(diag, off, CTRL_LOCK | CTRL_COMMIT | 0x21)?;
+    let locked = ctx.comp_read(off)?;
+    if locked & CTRL_LOCK == 0 {
+        return Err(format!("CTRL {locked:#010x} after setting LOCK").into());
+    }
+    // LOCK = 1: ignored whatever else it says.
+    ctx.comp_step(diag, off, CTRL_LOCK | 0x7f)?;
+    ctx.comp_step(diag, off, 0xffff_ffff)?;
+    // LOCK = 0: clears LOCK and nothing else (COMMIT = 0 and IG/IW = 0 are ignored).
+    ctx.comp_step(diag, off, 0)?;
+    let now = ctx.comp_read(off)?;
+    if now != locked & !CTRL_LOCK {
+        return Err(format!(
+            "unlocking {locked:#010x} left {now:#010x}, expected {:#010x}",
+            locked & !CTRL_LOCK
+        )
+        .into());
+    }
+    // Unlocked again: an ordinary write takes effect.
+    ctx.comp_step(diag, off, 0)?;
+    Ok(())
+}
+
+fn comp_regs_hardware_untouched(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    let before = ctx.bar_before.clone().ok_or("no BAR0 snapshot")?;
+    let mut diffs = Vec::new();
+    for (i, b) in before.iter().enumerate() {
+        let now = ctx.bar_read(i * 4)?;
+        if now != *b {
+            diffs.push(format!(
+                "+{:#x} ({}): {b:#010x} -> {now:#010x}",
+                i * 4,
+                l.reg_name(i * 4)
+            ));
+        }
+    }
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    let n = diffs.len();
+    diag.extend(diffs);
+    Err(format!("{n} real CXL.mem register(s) in BAR0 changed during the COMP_REGS tests").into())
+}
+
+// ---------------------------------------------------------------------------
+// DVSEC
+// ---------------------------------------------------------------------------
+
+fn dvsec_located(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let cfg = ctx.sysfs_config()?;
+    let (base, len) = find_dvsec(&cfg, DVSEC_VENDOR_CXL, DVSEC_ID_CXL_DEVICE)
+        .ok_or("no CXL Device DVSEC in the hardware config space")?;
+    diag.push(format!("CXL Device DVSEC at {base:#x}, length {len:#x}"));
+    if base % 4 != 0 || len < DVSEC_RANGE2_BASE_LO + 4 || base + len > cfg.len() {
+        return Err(format!("unusable DVSEC at {base:#x} length {len:#x}").into());
+    }
+    let hw = cfg[base..base + len].to_vec();
+    ctx.dvsec = Some(DvsecLoc { base, len });
+    let view = ctx.dvsec_view()?;
+    let model = DvsecModel::new(&view, &hw);
+    diag.push(format!(
+        "hardware: Capability {:#06x} Control {:#06x} Control2 {:#06x} Lock {:#06x} Capability2 {:#06x}; Capability3 {:#06x}",
+        u16::from_le_bytes([hw[0xa], hw[0xb]]),
+        u16::from_le_bytes([hw[0xc], hw[0xd]]),
+        u16::from_le_bytes([hw[0x10], hw[0x11]]),
+        u16::from_le_bytes([hw[0x14], hw[0x15]]),
+        model.cap2,
+        model.cap3
+    ));
+    diag.push(format!(
+        "VFIO view: Control {:#06x} Status {:#06x} Control2 {:#06x} Lock {:#06x}",
+        model.control, model.status, model.control2, model.lock
+    ));
+    ctx.hw_dvsec_before = Some(hw);
+    ctx.dvsec_first_view = Some(view);
+    ctx.dvsec_model = Some(model);
+    Ok(())
+}
+
+fn dvsec_passthrough_reads(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let hw = ctx.hw_dvsec()?;
+    let view = ctx.dvsec_view()?;
+    let mut problems = Vec::new();
+    // Every byte that is not virtualized reads as the hardware.
+    let mut masked_view = view.clone();
+    for (i, b) in masked_view.iter_mut().enumerate() {
+        if dvsec_byte_shadowed(i) {
+            *b = hw[i];
+        }
+    }
+    for d in dvsec_diff(&masked_view, &hw) {
+        problems.push(format!("pass-through byte differs from sysfs: {d}"));
+    }
+    let m = ctx.dmodel()?;
+    if m.range_base != [0; 4] {
+        problems.push(format!(
+            "Range Base registers start at {:#010x?}, expected 0",
+            m.range_base
+        ));
+    }
+    if m.control & DVSEC_CTRL_IO_ENABLE == 0 {
+        problems.push(format!("Control {:#06x}: IO_Enable reads 0", m.control));
+    }
+    all_ok(problems, diag)
+}
+
+/// 1-, 2- and 4-byte reads sweeping the DVSEC agree with register-sized reads.
+fn dvsec_read_sizes_agree(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let view = ctx.dvsec_view()?;
+    let mut problems = Vec::new();
+    for chunk in [1usize, 2, 4] {
+        let other = ctx.dvsec_view_by(chunk)?;
+        let diffs = dvsec_diff(&other, &view);
+        for d in &diffs {
+            diag.push(format!("aligned {chunk}-byte reads vs register reads: {d}"));
+        }
+        if !diffs.is_empty() {
+            problems.push(format!(
+                "aligned {chunk}-byte reads differ from register-sized reads in {} register(s)",
+                diffs.len()
+            ));
+        }
+    }
+    all_ok(problems, diag)
+}
+
+/// Reads straddling registers return the same bytes as register-sized reads.
+fn dvsec_straddling_reads(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    // Give the shadowed registers distinctive values first.
+    let writes: &[(usize, &[u8])] = &[
+        (DVSEC_CONTROL, &[0x05, 0x40]),
+        (DVSEC_CONTROL2, &[0x09, 0x00]),
+        (DVSEC_RANGE1_BASE_HI, &[0x44, 0x33, 0x22, 0x11]),
+        (DVSEC_RANGE1_BASE_LO, &[0x00, 0x00, 0x00, 0x70]),
+        (DVSEC_RANGE2_BASE_HI, &[0x88, 0x77, 0x66, 0x55]),
+        (DVSEC_RANGE2_BASE_LO, &[0x00, 0x00, 0x00, 0x90]),
+    ];
+    for &(rel, bytes) in writes {
+        ctx.dvsec_step(diag, rel, bytes)?;
+    }
+    let loc = ctx.loc()?;
+    let want = ctx.dvsec_view()?;
+    let mut problems = Vec::new();
+    let reads = [
+        (0x6, 4),
+        (0x9, 4),
+        (0xa, 4),
+        (0xb, 4),
+        (0xd, 2),
+        (0xe, 4),
+        (0xf, 4),
+        (0x11, 2),
+        (0x13, 4),
+        (0x15, 4),
+        (0x16, 4),
+        (0x1e, 4),
+        (0x22, 4),
+        (0x23, 2),
+        (0x2e, 4),
+        (0x33, 4),
+    ];
+    for (rel, len) in reads {
+        let got = ctx.cfg_read(loc.base + rel, len)?;
+        if got[..] != want[rel..rel + len] {
+            problems.push(format!(
+                "{len}-byte read at DVSEC+{rel:#x} ({} ..): {:02x?}, register reads give {:02x?}",
+                dvsec_reg_name(rel),
+                got,
+                &want[rel..rel + len]
+            ));
+        }
+    }
+    all_ok(problems, diag)
+}
+
+fn dvsec_read_only_writes_discarded(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let hw_before = ctx.hw_dvsec()?;
+    let writes: &[(usize, &[u8])] = &[
+        (0x0, &[0xff; 4]),
+        (0x4, &[0x00; 4]),
+        (0x8, &[0xff, 0xff, 0x00, 0x00]),
+        (DVSEC_CAPABILITY, &[0x00, 0x00]),
+        (DVSEC_CAPABILITY + 1, &[0xff]),
+        (0x2, &[0xaa, 0x55]),
+        (DVSEC_CAPABILITY2, &[0xff, 0xff]),
+        (DVSEC_RANGE1_SIZE_HI, &[0xff; 4]),
+        (DVSEC_RANGE1_SIZE_LO, &[0x00; 4]),
+        (DVSEC_RANGE1_SIZE_HI + 1, &[0x55, 0xaa]),
+        (DVSEC_RANGE2_SIZE_HI, &[0xff; 4]),
+        (DVSEC_RANGE2_SIZE_LO, &[0xff; 4]),
+        (DVSEC_RANGE2_SIZE_LO + 3, &[0x00]),
+    ];
+    for &(rel, bytes) in writes {
+        ctx.dvsec_step(diag, rel, bytes)?;
+    }
+    let hw_after = ctx.hw_dvsec()?;
+    let view = ctx.dvsec_view()?;
+    let mut problems = Vec::new();
+    for &(rel, bytes) in writes {
+        for i in rel..rel + bytes.len() {
+            if view[i] != hw_before[i] {
+                problems.push(format!(
+                    "{} byte +{i:#x} reads {:#04x}, hardware had {:#04x}",
+                    dvsec_reg_name(i),
+                    view[i],
+                    hw_before[i]
+                ));
+            }
+        }
+    }
+    for d in dvsec_diff(&hw_after, &hw_before) {
+        problems.push(format!("hardware changed: {d}"));
+    }
+    all_ok(problems, diag)
+}
+
+fn dvsec_control_masks(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let cap3 = ctx.dmodel()?.cap3;
+    diag.push(format!(
+        "Capability3 {cap3:#06x} (0 when the DVSEC is shorter than 0x3a)"
+    ));
+    let writes: &[(usize, &[u8])] = &[
+        (DVSEC_CONTROL, &[0xff, 0xff]),
+        (DVSEC_CONTROL, &[0x00, 0x00]),
+        (DVSEC_CONTROL + 1, &[0xff]),
+        (DVSEC_CONTROL, &[0x05]),
+        (DVSEC_CONTROL + 1, &[0xb0]),
+        (DVSEC_CONTROL, &[0x02, 0x00]),
+    ];
+    for &(rel, bytes) in writes {
+        ctx.dvsec_step(diag, rel, bytes)?;
+    }
+    // The rule spelled out for the all-ones write, independently of the model.
+    ctx.cfg_write(ctx.loc()?.base + DVSEC_CONTROL, &[0xff, 0xff])?;
+    let got = ctx.dvsec_read16(DVSEC_CONTROL)?;
+    let mut want = !DVSEC_CTRL_RESERVED; // 0xffff written
+    if cap3 & DVSEC_CAP3_P2P_MEM == 0 {
+        want &= !DVSEC_CTRL_P2P_MEM;
+    }
+    if got != want {
+        return Err(
+            format!("Control after writing 0xffff reads {got:#06x}, expected {want:#06x}").into(),
+        );
+    }
+    ctx.dvsec_step(diag, DVSEC_CONTROL, &[0x02, 0x00])?;
+    Ok(())
+}
+
+fn dvsec_control_io_enable(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let writes: &[(usize, &[u8])] = &[
+        (DVSEC_CONTROL, &[0x00, 0x00]),
+        (DVSEC_CONTROL, &[0xfd, 0xff]),
+        (DVSEC_CONTROL, &[0x00]),
+        (DVSEC_CONTROL - 2, &[0xff, 0xff, 0x00, 0x00]),
+    ];
+    for &(rel, bytes) in writes {
+        ctx.cfg_write(ctx.loc()?.base + rel, bytes)?;
+        let c = ctx.dvsec_read16(DVSEC_CONTROL)?;
+        if c & DVSEC_CTRL_IO_ENABLE == 0 {
+            return Err(format!(
+                "Control reads {c:#06x} after writing {} at DVSEC+{rel:#x}: IO_Enable is 0",
+                hex_le(bytes)
+            )
+            .into());
+        }
+    }
+    ctx.dvsec_check(diag, "the IO_Enable writes")?;
+    Ok(())
+}
+
+fn dvsec_status_viral_w1c(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let before = ctx.dmodel()?.status;
+    diag.push(format!("Status at the start: {before:#06x}"));
+    let writes: &[(usize, &[u8])] = &[
+        (DVSEC_STATUS, &[0x00, 0x00]),
+        (DVSEC_STATUS, &[0x00, 0x40]),
+        (DVSEC_STATUS + 1, &[0x40]),
+        (DVSEC_STATUS, &[0xff, 0xff]),
+    ];
+    for &(rel, bytes) in writes {
+        ctx.dvsec_step(diag, rel, bytes)?;
+    }
+    let s = ctx.dvsec_read16(DVSEC_STATUS)?;
+    if s & DVSEC_STATUS_VIRAL != 0 {
+        return Err(
+            format!("Status {s:#06x}: Viral_Status still set after writing 1 to it").into(),
+        );
+    }
+    if s & !before != 0 {
+        return Err(format!("Status {s:#06x}: writes set bits (was {before:#06x})").into());
+    }
+    Ok(())
+}
+
+fn dvsec_control2_masks(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let (cap2, cap3) = (ctx.dmodel()?.cap2, ctx.dmodel()?.cap3);
+    diag.push(format!("Capability2 {cap2:#06x}, Capability3 {cap3:#06x}"));
+    // Bits 1 and 2 (actions) are left to dvsec_control2_action_bits.
+    let writes: &[(usize, &[u8])] = &[
+        (DVSEC_CONTROL2, &[0xf9, 0xff]),
+        (DVSEC_CONTROL2, &[0x00, 0x00]),
+        (DVSEC_CONTROL2 + 1, &[0xff]),
+        (DVSEC_CONTROL2, &[0x39]),
+        (DVSEC_CONTROL2, &[0x00, 0x00]),
+    ];
+    for &(rel, bytes) in writes {
+        ctx.dvsec_step(diag, rel, bytes)?;
+    }
+    ctx.cfg_write(ctx.loc()?.base + DVSEC_CONTROL2, &[0xf9, 0xff])?;
+    let got = ctx.dvsec_read16(DVSEC_CONTROL2)?;
+    let mut want = 0xfff9u16 & !DVSEC_CTRL2_RESERVED;
+    if cap3 & DVSEC_CAP3_VOLATILE_HDM == 0 {
+        want &= !DVSEC_CTRL2_VOLATILE_HDM;
+    }
+    if cap2 & DVSEC_CAP2_MOD_COMPLETION == 0 {
+        want &= !DVSEC_CTRL2_MOD_COMPLETION;
+    }
+    if got != want {
+        return Err(format!(
+            "Control2 after writing 0xfff9 reads {got:#06x}, expected {want:#06x}"
+        )
+        .into());
+    }
+    ctx.dvsec_step(diag, DVSEC_CONTROL2, &[0x00, 0x00])?;
+    Ok(())
+}
+
+fn dvsec_control2_action_bits(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let bdf = ctx.opts.bdf.clone();
+    let hw_before = ctx.hw_dvsec()?;
+    let lines_before = cxl_reset_log_lines(&bdf)?.len();
+    let writes: &[(usize, &[u8])] = &[
+        (DVSEC_CONTROL2, &[0x06, 0x00]),
+        (DVSEC_CONTROL2, &[0x04]),
+        (DVSEC_CONTROL2, &[0x02, 0x00]),
+        (DVSEC_CONTROL2, &[0x0f, 0x00]),
+    ];
+    let mut problems = Vec::new();
+    for &(rel, bytes) in writes {
+        ctx.cfg_write(ctx.loc()?.base + rel, bytes)?;
+        let c2 = ctx.dvsec_read16(DVSEC_CONTROL2)?;
+        if c2 & (DVSEC_CTRL2_CACHE_WBI | DVSEC_CTRL2_CXL_RESET) != 0 {
+            problems.push(format!(
+                "Control2 reads {c2:#06x} after writing {}: bits 1/2 must read 0",
+                hex_le(bytes)
+            ));
+        }
+    }
+    if let Err(e) = ctx.dvsec_check(diag, "the Control2 action writes") {
+        problems.push(e);
+    }
+    let hw_after = ctx.hw_dvsec()?;
+    let hw_c2 = |b: &[u8]| u16::from_le_bytes([b[DVSEC_CONTROL2], b[DVSEC_CONTROL2 + 1]]);
+    diag.push(format!(
+        "hardware Control2: {:#06x} before, {:#06x} after",
+        hw_c2(&hw_before),
+        hw_c2(&hw_after)
+    ));
+    if (hw_c2(&hw_after) ^ hw_c2(&hw_before)) & DVSEC_CTRL2_CXL_RESET != 0 {
+        problems.push("Initiate CXL Reset reached the hardware Control2".to_string());
+    }
+    let lines = cxl_reset_log_lines(&bdf)?;
+    let new = &lines[lines_before.min(lines.len())..];
+    for l in new {
+        diag.push(format!("log: {l}"));
+    }
+    if new.len() != 1 {
+        problems.push(format!(
+            "{} kernel log line(s) about the unsupported CXL Reset after 3 requests in one open, expected exactly 1",
+            new.len()
+        ));
+    }
+    all_ok(problems, diag)
+}
+
+fn dvsec_status2_from_hardware(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let hw_before = ctx.hw_dvsec()?;
+    let hw16 = |b: &[u8]| u16::from_le_bytes([b[DVSEC_STATUS2], b[DVSEC_STATUS2 + 1]]);
+    let mut problems = Vec::new();
+    let v = ctx.dvsec_read16(DVSEC_STATUS2)?;
+    diag.push(format!(
+        "Status2: VFIO {v:#06x}, hardware {:#06x}",
+        hw16(&hw_before)
+    ));
+    if v != hw16(&hw_before) {
+        problems.push(format!(
+            "Status2 reads {v:#06x}, hardware has {:#06x}",
+            hw16(&hw_before)
+        ));
+    }
+    ctx.dvsec_step(diag, DVSEC_STATUS2, &[0xff, 0xff])?;
+    let hw_after = ctx.hw_dvsec()?;
+    let v = ctx.dvsec_read16(DVSEC_STATUS2)?;
+    if v != hw16(&hw_after) {
+        problems.push(format!(
+            "after writing 0xffff: Status2 reads {v:#06x}, hardware has {:#06x}",
+            hw16(&hw_after)
+        ));
+    }
+    // Only Volatile HDM Preservation Error is ever forwarded, and only with Capability3 bit 3.
+    let changed = hw16(&hw_after) ^ hw16(&hw_before);
+    let cap3 = ctx.dmodel()?.cap3;
+    let allowed = if cap3 & DVSEC_CAP3_VOLATILE_HDM != 0 {
+        DVSEC_STATUS2_VOLATILE_HDM_ERR
+    } else {
+        0
+    };
+    if changed & !allowed != 0 {
+        problems.push(format!(
+            "hardware Status2 went {:#06x} -> {:#06x}",
+            hw16(&hw_before),
+            hw16(&hw_after)
+        ));
+    }
+    all_ok(problems, diag)
+}
+
+fn dvsec_range_base_shadow(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let writes: &[(usize, &[u8])] = &[
+        (DVSEC_RANGE1_BASE_HI, &[0xff; 4]),
+        (DVSEC_RANGE1_BASE_LO, &[0xff; 4]),
+        (DVSEC_RANGE1_BASE_LO + 3, &[0x5a]),
+        (DVSEC_RANGE1_BASE_HI + 1, &[0x34, 0x12]),
+        (DVSEC_RANGE1_BASE_HI + 3, &[0x00]),
+        (DVSEC_RANGE2_BASE_HI, &[0x78, 0x56, 0x34, 0x12]),
+        (DVSEC_RANGE2_BASE_LO, &[0x78, 0x56, 0x34, 0x12]),
+        (DVSEC_RANGE2_BASE_LO + 2, &[0xff, 0xff]),
+        (DVSEC_RANGE2_BASE_LO, &[0xff, 0xff]),
+        (DVSEC_RANGE2_BASE_HI, &[0x00; 4]),
+    ];
+    for &(rel, bytes) in writes {
+        ctx.dvsec_step(diag, rel, bytes)?;
+    }
+    // Spelled out: all ones into Range 1 Base High/Low.
+    let base = ctx.loc()?.base;
+    ctx.cfg_write(base + DVSEC_RANGE1_BASE_HI, &[0xff; 4])?;
+    ctx.cfg_write(base + DVSEC_RANGE1_BASE_LO, &[0xff; 4])?;
+    let hi = ctx.cfg_read(base + DVSEC_RANGE1_BASE_HI, 4)?;
+    let lo = ctx.cfg_read(base + DVSEC_RANGE1_BASE_LO, 4)?;
+    let (hi, lo) = (
+        u32::from_le_bytes(hi.try_into().unwrap()),
+        u32::from_le_bytes(lo.try_into().unwrap()),
+    );
+    if (hi, lo) != (0xffff_ffff, RANGE_BASE_LO_MASK) {
+        return Err(format!("Range 1 Base after writing all ones: high {hi:#010x} low {lo:#010x}, expected 0xffffffff 0xf0000000").into());
+    }
+    ctx.dvsec_check(diag, "the Range Base writes")?;
+    Ok(())
+}
+
+fn dvsec_straddling_writes(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let writes: &[(usize, &[u8])] = &[
+        // Capability + Control.
+        (DVSEC_CAPABILITY, &[0x00, 0x00, 0x04, 0x00]),
+        // Control high byte + Status low byte.
+        (DVSEC_CONTROL + 1, &[0x40, 0xff]),
+        // Status + Control2.
+        (DVSEC_STATUS, &[0x00, 0x40, 0x01, 0x00]),
+        // Status high byte + Control2 low byte.
+        (DVSEC_STATUS + 1, &[0x40, 0x08]),
+        // Control2 high byte + Status2 low byte.
+        (DVSEC_CONTROL2 + 1, &[0xff, 0xff]),
+        // Status2 high byte + Lock low byte (CONFIG_LOCK left clear).
+        (DVSEC_STATUS2 + 1, &[0xff, 0xfe]),
+        // Lock high byte + Capability2 + Range 1 Size High low byte.
+        (DVSEC_LOCK + 1, &[0xff, 0x00, 0x00, 0xff]),
+        // Range 1 Size Low high half + Range 1 Base High low half.
+        (DVSEC_RANGE1_SIZE_LO + 2, &[0xff, 0xff, 0xcd, 0xab]),
+        // Range 1 Base High high half + Range 1 Base Low low half.
+        (DVSEC_RANGE1_BASE_HI + 2, &[0x11, 0x22, 0x33, 0x44]),
+        // Range 1 Base Low high half + Range 2 Size High low half.
+        (DVSEC_RANGE1_BASE_LO + 2, &[0xff, 0xff, 0xff, 0xff]),
+        // Range 2 Base High high byte + Range 2 Base Low low bytes.
+        (DVSEC_RANGE2_BASE_HI + 3, &[0x99, 0xff]),
+    ];
+    for &(rel, bytes) in writes {
+        ctx.dvsec_step(diag, rel, bytes)?;
+    }
+    Ok(())
+}
+
+fn dvsec_lock_reserved_bits(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    if ctx.dmodel()?.locked() {
+        return Err("CONFIG_LOCK is already set".into());
+    }
+    let writes: &[(usize, &[u8])] = &[
+        (DVSEC_LOCK, &[0xfe, 0xff]),
+        (DVSEC_LOCK + 1, &[0xff]),
+        (DVSEC_LOCK, &[0xfe]),
+    ];
+    for &(rel, bytes) in writes {
+        ctx.dvsec_step(diag, rel, bytes)?;
+        let lock = ctx.dvsec_read16(DVSEC_LOCK)?;
+        if lock != 0 {
+            return Err(format!("Lock reads {lock:#06x} after writing {}", hex_le(bytes)).into());
+        }
+    }
+    // Still unlocked: Control takes writes.
+    ctx.dvsec_step(diag, DVSEC_CONTROL, &[0x04, 0x00])?;
+    ctx.dvsec_step(diag, DVSEC_CONTROL, &[0x00, 0x00])?;
+    Ok(())
+}
+
+fn dvsec_lock_freezes_control(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    ctx.dvsec_step(diag, DVSEC_CONTROL, &[0x04, 0x40])?;
+    let control = ctx.dvsec_read16(DVSEC_CONTROL)?;
+    ctx.dvsec_step(diag, DVSEC_LOCK, &[0xff, 0xff])?;
+    let lock = ctx.dvsec_read16(DVSEC_LOCK)?;
+    if lock != DVSEC_LOCK_CONFIG {
+        return Err(format!("Lock reads {lock:#06x} after writing 0xffff, expected 0x0001").into());
+    }
+    let writes: &[(usize, &[u8])] = &[
+        (DVSEC_CONTROL, &[0x00, 0x00]),
+        (DVSEC_CONTROL + 1, &[0x00]),
+        (DVSEC_CONTROL, &[0xff]),
+        (DVSEC_CAPABILITY, &[0x00, 0x00, 0x00, 0x00]),
+        (DVSEC_LOCK, &[0x00, 0x00]),
+        (DVSEC_LOCK, &[0x00]),
+        (DVSEC_STATUS2 + 1, &[0x00, 0x00]),
+    ];
+    for &(rel, bytes) in writes {
+        ctx.dvsec_step(diag, rel, bytes)?;
+        let (c, l) = (
+            ctx.dvsec_read16(DVSEC_CONTROL)?,
+            ctx.dvsec_read16(DVSEC_LOCK)?,
+        );
+        if (c, l) != (control, lock) {
+            return Err(format!(
+                "locked: writing {} at DVSEC+{rel:#x} changed Control/Lock {control:#06x}/{lock:#06x} to {c:#06x}/{l:#06x}",
+                hex_le(bytes)
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn config_outside_dvsec(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let loc = ctx.loc()?;
+    let cfg = ctx.sysfs_config()?;
+    let mut problems = Vec::new();
+    // Straddling into the DVSEC from below.
+    let before = loc.base - 2;
+    let a = ctx.cfg_read(before, 4)?;
+    let below = ctx.cfg_read(before, 2)?;
+    let head = ctx.cfg_read(loc.base, 2)?;
+    diag.push(format!(
+        "4 bytes at {before:#x}: {a:02x?}; 2 at {before:#x}: {below:02x?}; 2 at {:#x}: {head:02x?}",
+        loc.base
+    ));
+    if a[..2] != below[..] || a[2..] != head[..] {
+        problems.push(format!(
+            "4-byte read at {before:#x} gives {a:02x?}, separate reads {below:02x?} {head:02x?}"
+        ));
+    }
+    if head[..] != cfg[loc.base..loc.base + 2] {
+        problems.push(format!(
+            "DVSEC header bytes {head:02x?} differ from sysfs {:02x?}",
+            &cfg[loc.base..loc.base + 2]
+        ));
+    }
+    let a8 = ctx.cfg_read(loc.base - 4, 8)?;
+    let lo4 = ctx.cfg_read(loc.base - 4, 4)?;
+    let hi4 = ctx.cfg_read(loc.base, 4)?;
+    if a8[..4] != lo4[..] || a8[4..] != hi4[..] {
+        problems.push(format!(
+            "8-byte read at {:#x} gives {a8:02x?}, separate reads {lo4:02x?} {hi4:02x?}",
+            loc.base - 4
+        ));
+    }
+    // Straddling out of the DVSEC at its end.
+    let end = loc.base + loc.len;
+    let b = ctx.cfg_read(end - 2, 4)?;
+    let want_in = &ctx.dmodel()?.expected_view(&ctx.hw_dvsec()?)[loc.len - 2..];
+    let after = ctx.cfg_read(end, 2)?;
+    diag.push(format!(
+        "4 bytes at {:#x}: {b:02x?}; 2 at {end:#x}: {after:02x?}; sysfs {:02x?}",
+        end - 2,
+        &cfg[end..end + 2]
+    ));
+    if b[..2] != want_in[..] || b[2..] != after[..] {
+        problems.push(format!(
+            "4-byte read at {:#x} gives {b:02x?}, expected {want_in:02x?} then {after:02x?}",
+            end - 2
+        ));
+    }
+    // Vendor and device IDs.
+    let ids = ctx.cfg_read(0, 4)?;
+    let (v, d) = (
+        u16::from_le_bytes([ids[0], ids[1]]),
+        u16::from_le_bytes([ids[2], ids[3]]),
+    );
+    diag.push(format!("ids {v:04x}:{d:04x}"));
+    if (v, d) != (ctx.opts.vendor, ctx.opts.device) {
+        problems.push(format!(
+            "ids {v:04x}:{d:04x}, expected {:04x}:{:04x}",
+            ctx.opts.vendor, ctx.opts.device
+        ));
+    }
+    all_ok(problems, diag)
+}
+
+fn dvsec_hardware_unchanged(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let before = ctx.hw_dvsec_before.clone().ok_or("no hardware snapshot")?;
+    let mut now = ctx.hw_dvsec()?;
+    let mut masked_before = before.clone();
+    // The only forwarded bits: Control2 bits 1 and 2, Status2 bit 3.
+    for b in [&mut now, &mut masked_before] {
+        b[DVSEC_CONTROL2] &= !((DVSEC_CTRL2_CACHE_WBI | DVSEC_CTRL2_CXL_RESET) as u8);
+        b[DVSEC_STATUS2] &= !(DVSEC_STATUS2_VOLATILE_HDM_ERR as u8);
+    }
+    let diffs = dvsec_diff(&now, &masked_before);
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    let n = diffs.len();
+    diag.extend(
+        diffs
+            .into_iter()
+            .map(|d| format!("sysfs now vs before: {d}")),
+    );
+    Err(format!("{n} hardware DVSEC register(s) changed").into())
+}
+
+fn dvsec_lock_cleared_by_device_reset(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let supports = ctx.info.as_ref().is_some_and(DeviceInfo::supports_reset);
+    if !supports {
+        return Err(Failure::Skip(
+            "VFIO_DEVICE_FLAGS_RESET is clear".to_string(),
+        ));
+    }
+    if !ctx.dmodel()?.locked() {
+        ctx.dvsec_step(diag, DVSEC_LOCK, &[0x01, 0x00])?;
+    }
+    ctx.lines_at_device_reset = Some(cxl_reset_log_lines(&ctx.opts.bdf)?.len());
+    ctx.dev()?.reset().map_err(|e| e.to_string())?;
+    let view = ctx.dvsec_view()?;
+    let hw = ctx.hw_dvsec()?;
+    let first = ctx.dvsec_first_view.clone().unwrap_or_default();
+    for d in dvsec_diff(&view, &first) {
+        diag.push(format!("after reset vs first open: {d}"));
+    }
+    let lock = u16::from_le_bytes([view[DVSEC_LOCK], view[DVSEC_LOCK + 1]]);
+    if lock & DVSEC_LOCK_CONFIG != 0 {
+        return Err(format!("Lock reads {lock:#06x} after VFIO_DEVICE_RESET").into());
+    }
+    ctx.dvsec_model = Some(DvsecModel::new(&view, &hw));
+    ctx.dvsec_step(diag, DVSEC_CONTROL, &[0x04, 0x00])?;
+    let c = ctx.dvsec_read16(DVSEC_CONTROL)?;
+    if c & 0x4 == 0 {
+        return Err(format!(
+            "Control reads {c:#06x} after writing 0x0004 post-reset: still frozen"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Programs decoder 0 and the DVSEC away from their initial state, closes every
+/// fd and opens the device again.
+fn reopen(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    unlock_decoder(ctx, 0)?;
+    for (reg, v) in [
+        (DEC_BASE_LO, 0x4000_0000),
+        (DEC_BASE_HI, 0x2),
+        (DEC_SIZE_LO, 0x2000_0000),
+        (DEC_SIZE_HI, 0),
+        (DEC_CTRL, CTRL_LOCK | CTRL_COMMIT | 0x11),
+    ] {
+        ctx.comp_write(l.dec_reg(0, reg), v)?;
+    }
+    let programmed = ctx.comp_read_all()?;
+    let base = ctx.loc()?.base;
+    ctx.cfg_write(base + DVSEC_RANGE1_BASE_HI, &[0x34, 0x12, 0, 0])?;
+    ctx.cfg_write(base + DVSEC_RANGE1_BASE_LO, &[0, 0, 0, 0x50])?;
+    ctx.cfg_write(base + DVSEC_CONTROL, &[0x04, 0x00])?;
+    ctx.cfg_write(base + DVSEC_LOCK, &[0x01, 0x00])?;
+    ctx.cfg_write(base + DVSEC_CONTROL2, &[0x04, 0x00])?;
+    let view = ctx.dvsec_view()?;
+    diag.push(format!(
+        "before close: decoder 0 ctrl {:#010x}, DVSEC Lock {:#06x}",
+        programmed[l.dec_reg(0, DEC_CTRL) / 4],
+        u16::from_le_bytes([view[DVSEC_LOCK], view[DVSEC_LOCK + 1]])
+    ));
+    let lines = cxl_reset_log_lines(&ctx.opts.bdf)?.len();
+    ctx.first_open_reset_lines = Some(lines.saturating_sub(ctx.reset_log_base));
+    if let Some(at_reset) = ctx.lines_at_device_reset {
+        diag.push(format!(
+            "first open: {} CXL Reset log line(s) before VFIO_DEVICE_RESET, {} after it (one request written after it)",
+            at_reset.saturating_sub(ctx.reset_log_base),
+            lines.saturating_sub(at_reset)
+        ));
+    }
+
+    ctx.info = None;
+    ctx.comp = None;
+    let (container, group, device) = ctx.vfio.take().ok_or("device is not open")?;
+    let closed: Result<Vec<()>, String> = [
+        device.close().map_err(|e| e.to_string()),
+        group.close().map_err(|e| e.to_string()),
+        container.close().map_err(|e| e.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    closed?;
+    open_all(ctx, diag)?;
+    let info = ctx.info.clone().ok_or("no device info")?;
+    let mut found = find_comp_regs(ctx.dev()?, &info, &mut Vec::new())?;
+    if found.len() != 1 {
+        return Err(format!("{} COMP_REGS regions after reopening", found.len()).into());
+    }
+    ctx.comp = found.pop();
+    Ok(())
+}
+
+fn comp_regs_reset_on_reopen(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let l = ctx.layout()?;
+    let first = ctx.comp_first_view.clone().ok_or("no first view")?;
+    let now: Vec<u32> = (0..first.len())
+        .map(|i| ctx.comp_read(i * 4))
+        .collect::<Result<_, _>>()?;
+    let mut diffs = Vec::new();
+    for (i, (a, b)) in now.iter().zip(&first).enumerate() {
+        if a != b {
+            diffs.push(format!(
+                "+{:#x} ({}): {a:#010x}, at first open {b:#010x}",
+                i * 4,
+                l.reg_name(i * 4)
+            ));
+        }
+    }
+    if let Some(m) = ctx.model.as_mut() {
+        m.regs = now;
+    }
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    let n = diffs.len();
+    diag.extend(diffs);
+    Err(format!("{n} register(s) differ from the view at the first open").into())
+}
+
+fn dvsec_reset_on_reopen(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let view = ctx.dvsec_view()?;
+    let hw = ctx.hw_dvsec()?;
+    let first = ctx.dvsec_first_view.clone().unwrap_or_default();
+    for d in dvsec_diff(&view, &first) {
+        diag.push(format!("reopened vs first open: {d}"));
+    }
+    ctx.dvsec_model = Some(DvsecModel::new(&view, &hw));
+    let m = ctx.dmodel()?;
+    let mut problems = Vec::new();
+    if m.locked() {
+        problems.push(format!("Lock reads {:#06x} in the new open", m.lock));
+    }
+    if m.range_base != [0; 4] {
+        problems.push(format!(
+            "Range Base registers read {:#010x?}, expected 0",
+            m.range_base
+        ));
+    }
+    if problems.is_empty() {
+        ctx.dvsec_step(diag, DVSEC_CONTROL, &[0x04, 0x00])?;
+        let c = ctx.dvsec_read16(DVSEC_CONTROL)?;
+        if c & 0x4 == 0 {
+            problems.push(format!(
+                "Control reads {c:#06x} after writing 0x0004: still frozen"
+            ));
+        }
+    }
+    all_ok(problems, diag)
+}
+
+fn dvsec_cxl_reset_logged_once_per_open(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let bdf = ctx.opts.bdf.clone();
+    let base = ctx.loc()?.base;
+    ctx.cfg_write(base + DVSEC_CONTROL2, &[0x04, 0x00])?;
+    ctx.cfg_write(base + DVSEC_CONTROL2, &[0x04])?;
+    let lines = cxl_reset_log_lines(&bdf)?;
+    let new = &lines[ctx.reset_log_base.min(lines.len())..];
+    for l in new {
+        diag.push(format!("log: {l}"));
+    }
+    let mut problems = Vec::new();
+    let first = ctx.first_open_reset_lines.ok_or("first open not counted")?;
+    diag.push(format!(
+        "first open: {first} line(s); second open: {} line(s)",
+        new.len()
+    ));
+    if first != 1 {
+        problems.push(format!(
+            "the first open logged the unsupported CXL Reset {first} times, expected once"
+        ));
+    }
+    if new.len() != 1 {
+        problems.push(format!(
+            "the second open logged it {} times after 2 requests, expected once",
+            new.len()
+        ));
+    }
+    all_ok(problems, diag)
+}
+
+fn kernel_log_clean(_: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let problems = kmsg::kernel_log_problems()?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for line in problems.iter().take(MAX_LOG_LINES) {
+        diag.push(line.clone());
+    }
+    Err(format!("{} problem lines in the kernel log", problems.len()).into())
+}
+
+// ---------------------------------------------------------------------------
+// disable_cxl=1
+// ---------------------------------------------------------------------------
+
+fn no_comp_regs_region(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let info = ctx.info.clone().ok_or("no device info")?;
+    if info.flags & VFIO_DEVICE_FLAGS_CXL != 0 || cxl_device_cap(&info).is_some() {
+        diag.push("note: the device info still advertises CXL".to_string());
+    }
+    let found = find_comp_regs(ctx.dev()?, &info, diag)?;
+    if !found.is_empty() {
+        return Err(format!("COMP_REGS region {} exists", found[0].index).into());
+    }
+    if info.num_regions != VFIO_PCI_NUM_REGIONS {
+        return Err(format!(
+            "num_regions {}, expected {VFIO_PCI_NUM_REGIONS}",
+            info.num_regions
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn config_readable(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let ids = ctx.cfg_read(0, 4)?;
+    let (v, d) = (
+        u16::from_le_bytes([ids[0], ids[1]]),
+        u16::from_le_bytes([ids[2], ids[3]]),
+    );
+    diag.push(format!("ids {v:04x}:{d:04x}"));
+    if (v, d) != (ctx.opts.vendor, ctx.opts.device) {
+        return Err(format!(
+            "ids {v:04x}:{d:04x}, expected {:04x}:{:04x}",
+            ctx.opts.vendor, ctx.opts.device
+        )
+        .into());
+    }
+    let cfg = ctx.sysfs_config()?;
+    if let Some((base, len)) = find_dvsec(&cfg, DVSEC_VENDOR_CXL, DVSEC_ID_CXL_DEVICE) {
+        let mut view = Vec::new();
+        for off in (0..len).step_by(4) {
+            view.extend(ctx.cfg_read(base + off, 4.min(len - off))?);
+        }
+        let diffs = dvsec_diff(&view, &cfg[base..base + len]);
+        diag.push(format!(
+            "DVSEC at {base:#x} read through VFIO; {} register(s) differ from sysfs",
+            diffs.len()
+        ));
+        diag.extend(diffs);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Runner
+// ---------------------------------------------------------------------------
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+/// Runs every step in order and returns whether all passed.
+fn run_suite(opts: Options) -> bool {
+    let steps = if opts.no_cxl { NO_CXL_STEPS } else { STEPS };
+    let mut ktap = Ktap::stdout(steps.len());
+    ktap.diag(&format!(
+        "cxlvfio-cxl: device {}{}",
+        opts.bdf,
+        if opts.no_cxl {
+            " (expecting disable_cxl=1)"
+        } else {
+            ""
+        }
+    ));
+    let mut ctx = Ctx::new(opts);
+    let mut passed: HashSet<&str> = HashSet::new();
+    for step in steps {
+        if let Some(dep) = step.deps.iter().find(|d| !passed.contains(*d)) {
+            ktap.not_ok(step.name, &format!("depends on {dep}"));
+            continue;
+        }
+        let mut diag = Vec::new();
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            ctx.resync();
+            (step.run)(&mut ctx, &mut diag)
+        }));
+        for d in &diag {
+            ktap.diag(&format!("{}: {d}", step.name));
+        }
+        match outcome {
+            Ok(Ok(())) => {
+                passed.insert(step.name);
+                ktap.ok(step.name);
+            }
+            Ok(Err(Failure::Fail(reason))) => ktap.not_ok(step.name, &reason),
+            Ok(Err(Failure::Skip(reason))) => ktap.skip(step.name, &reason),
+            Err(payload) => ktap.not_ok(
+                step.name,
+                &format!("panicked: {}", panic_message(payload.as_ref())),
+            ),
+        }
+    }
+    ctx.vfio = None;
+    let ok = ktap.all_passed();
+    ktap.finish();
+    ok
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(&args, std::env::var("CXL_BDF").ok()) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("cxlvfio-cxl: error: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if run_suite(opts) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn args_parsing() {
+        let o = parse_args(&s(&["--device", "0d:00.0"]), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            o,
+            Options {
+                bdf: "0000:0d:00.0".into(),
+                vendor: 0x8086,
+                device: 0x0d93,
+                no_cxl: false,
+            }
+        );
+        let o = parse_args(&s(&["--expect-no-cxl"]), Some("0000:0d:00.0".into()))
+            .unwrap()
+            .unwrap();
+        assert!(o.no_cxl);
+        assert!(parse_args(&s(&["--expect-no-cxl=1"]), Some("0d:00.0".into())).is_err());
+        let o = parse_args(&s(&["--expect-ids=1b36:0010", "--device=0e:00.0"]), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (o.vendor, o.device, o.bdf.as_str()),
+            (0x1b36, 0x0010, "0000:0e:00.0")
+        );
+        assert_eq!(parse_args(&s(&["-h"]), None).unwrap(), None);
+        assert!(parse_args(&[], None).is_err());
+        assert!(parse_args(&s(&["--expect-ids", "zz"]), Some("0d:00.0".into())).is_err());
+        assert!(parse_args(&s(&["extra"]), Some("0d:00.0".into())).is_err());
+        assert_eq!(parse_ids("0x8086:0D93"), Some((0x8086, 0x0d93)));
+        assert_eq!(parse_ids("8086"), None);
+    }
+
+    #[test]
+    fn step_tables_are_consistent() {
+        for steps in [STEPS, NO_CXL_STEPS] {
+            let mut names = HashSet::new();
+            for (i, step) in steps.iter().enumerate() {
+                assert!(names.insert(step.name), "duplicate step {}", step.name);
+                for dep in step.deps {
+                    let pos = steps.iter().position(|s| s.name == *dep);
+                    assert!(
+                        pos.is_some_and(|p| p < i),
+                        "{} depends on {dep}, which does not run before it",
+                        step.name
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            NO_CXL_STEPS.iter().map(|s| s.name).collect::<Vec<_>>(),
+            ["vfio_open", "no_comp_regs_region", "config_readable"]
+        );
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(hex_le(&[0x34, 0x12]), "0x1234 (2 bytes)");
+        assert_eq!(hex_le(&[0x04]), "0x04 (1 byte)");
+        let einval = io::Error::from_raw_os_error(libc::EINVAL);
+        assert!(expect_einval::<()>(Err(einval), "x").is_ok());
+        let eio = io::Error::from_raw_os_error(libc::EIO);
+        assert!(expect_einval::<()>(Err(eio), "x").is_err());
+        assert!(expect_einval(Ok(4usize), "x")
+            .unwrap_err()
+            .contains("succeeded (4)"));
+        let mut diag = Vec::new();
+        assert!(all_ok(vec![], &mut diag).is_ok());
+        match all_ok(vec!["a".into(), "b".into()], &mut diag) {
+            Err(Failure::Fail(m)) => assert_eq!(m, "a (and 1 more)"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(diag, ["a", "b"]);
+        let bdf = "0000:0d:00.0";
+        assert!(is_cxl_reset_line(
+            "cxl-vfio-pci 0000:0d:00.0: guest asked for a CXL Reset: not supported, not forwarded",
+            bdf
+        ));
+        assert!(is_cxl_reset_line(
+            "cxl-vfio-pci 0000:0d:00.0: CXL reset unsupported",
+            bdf
+        ));
+        assert!(!is_cxl_reset_line(
+            "cxl-vfio-pci 0000:0e:00.0: CXL Reset not supported",
+            bdf
+        ));
+        assert!(!is_cxl_reset_line(
+            "cxl-vfio-pci 0000:0d:00.0: CXL Reset done",
+            bdf
+        ));
+    }
+}
