@@ -84,6 +84,7 @@ vm_suite vm-smoke-disable-cxl --disable-cxl -- target/release/cxlvfio-smoke --ex
 # COMP_REGS and DVSEC emulation, every rule through the UAPI; then plain vfio-pci without CXL.
 vm_suite vm-cxl -- target/release/cxlvfio-cxl
 vm_suite vm-cxl-disabled --disable-cxl -- target/release/cxlvfio-cxl --expect-no-cxl
+vm_suite vm-no-dvsec -- tests/vm/no-dvsec.sh
 
 # 5. In-kernel: KUnit doctests, run at boot of the first VM.
 echo "== KUnit doctests (from the guest kernel log)"

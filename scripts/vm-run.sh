@@ -4,6 +4,7 @@
 #
 #   scripts/vm-run.sh [--setup none|fw|bind] [--disable-cxl] [--] CMD...
 #
+# The VM also has a pci-testdev (1b36:0005): a device without CXL, for plain vfio-pci.
 # Before CMD runs, the guest (see scripts/guest-setup.sh):
 #   fw:   programs and commits the CXL host-bridge and endpoint HDM decoder 0 from
 #         the ACPI CEDT, as platform firmware would (userspace/cxl-fwemu);
@@ -40,7 +41,8 @@ qemu_opts="-M q35,cxl=on \
 -device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
 -device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2 \
 -device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0 \
--M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G"
+-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G \
+-device pci-testdev,bus=pcie.0"
 
 # virtme-ng passes no root= for a 9p root; 6.12 needs the mount tag spelt out.
 # KVM does not boot guests on these machines: TCG is the default (VM_ACCEL=kvm to try).

@@ -48,6 +48,8 @@ const COMP_REGS_REGION: usize = 1;
 const PCI_EXT_CAP_HEADER_SIZE: u64 = 4;
 /// `VFIO_DEVICE_RESET`: `_IO(';', 100 + 11)`.
 const VFIO_DEVICE_RESET: u32 = 0x3b6f;
+/// `VFIO_DEVICE_PCI_HOT_RESET`: `_IO(';', 100 + 13)`.
+const VFIO_DEVICE_PCI_HOT_RESET: u32 = 0x3b71;
 
 /// Per-device state.
 #[pin_data]
@@ -283,7 +285,7 @@ impl vfio_pci::Driver for CxlVfioPci {
 
     fn ioctl(dev: &CoreDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
         let ret = dev.core_ioctl(cmd, arg)?;
-        if cmd == VFIO_DEVICE_RESET {
+        if cmd == VFIO_DEVICE_RESET || cmd == VFIO_DEVICE_PCI_HOT_RESET {
             if let Some(cxl) = &dev.data().cxl {
                 // The reset cleared the device's DVSEC state: the guest's view starts over.
                 dev.data().open.lock().reset(dev.pci_dev(), cxl)?;
