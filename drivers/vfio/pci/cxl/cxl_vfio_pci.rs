@@ -24,7 +24,14 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
     vfio::pci::{self as vfio_pci, CoreDevice},
 };
-use model::{comp_regs, dvsec::DvsecShadow, regs::PCI_VENDOR_ID_CXL};
+use model::{
+    comp_regs,
+    dvsec::{DvsecShadow, HwWrite},
+    regs::{
+        CXL_DVSEC_CONTROL2_OFFSET, CXL_DVSEC_CTRL2_INITIATE_CACHE_WBI,
+        CXL_DVSEC_CTRL2_INITIATE_CXL_RESET, PCI_VENDOR_ID_CXL,
+    },
+};
 
 module! {
     type: CxlVfioPciModule,
@@ -166,6 +173,9 @@ impl CxlVfioPci {
     }
 
     /// `len` (1 to 4, inside one dword) bytes of the DVSEC at config position `at`.
+    ///
+    /// User memory is copied outside the shadow lock: a fault on the user buffer never waits
+    /// for it.
     fn dvsec_rw(
         dev: &CoreDevice<Self>,
         buf: UserPtr,
@@ -175,41 +185,71 @@ impl CxlVfioPci {
     ) -> Result<usize> {
         let pdev = dev.pci_dev();
         let mut hw_read = |pos: u16, size: usize| cfg_read(pdev, pos, size);
-        let mut open = dev.data().open.lock();
-        let state = &mut *open;
-        let shadow = state.dvsec.as_mut().ok_or(EIO)?;
         // The shadow takes 1-, 2- and 4-byte accesses: split a 3-byte one.
         let sizes: &[usize] = match len {
             3 => &[2, 1],
             _ => core::slice::from_ref(&len),
         };
-        let mut off = 0usize;
-        for &size in sizes {
-            let pos = at + off as u16;
-            let user = UserSlice::new(buf + off, size);
-            if write {
-                let mut bytes = [0u8; 4];
-                user.reader().read_slice(&mut bytes[..size])?;
-                let action = shadow
-                    .write(pos, size, u32::from_le_bytes(bytes))
-                    .map_err(|_| EINVAL)?;
-                for hw in action.hw_writes() {
-                    pdev.write_config_u16(hw.pos, hw.value)?;
+        let mut bytes = [0u8; 4];
+        if write {
+            UserSlice::new(buf, len)
+                .reader()
+                .read_slice(&mut bytes[..len])?;
+        }
+        let mut cxl_reset_requested = false;
+        {
+            let mut open = dev.data().open.lock();
+            let state = &mut *open;
+            let shadow = state.dvsec.as_mut().ok_or(EIO)?;
+            let mut off = 0usize;
+            for &size in sizes {
+                let pos = at + off as u16;
+                let mut value = [0u8; 4];
+                if write {
+                    value[..size].copy_from_slice(&bytes[off..off + size]);
+                    let action = shadow
+                        .write(pos, size, u32::from_le_bytes(value))
+                        .map_err(|_| EINVAL)?;
+                    for hw in action.hw_writes() {
+                        Self::forward(pdev, shadow.base(), hw)?;
+                    }
+                    if action.cxl_reset_requested && !state.cxl_reset_logged {
+                        state.cxl_reset_logged = true;
+                        cxl_reset_requested = true;
+                    }
+                } else {
+                    let v = shadow.read(pos, size, &mut hw_read).map_err(|_| EINVAL)?;
+                    bytes[off..off + size].copy_from_slice(&v.to_le_bytes()[..size]);
                 }
-                if action.cxl_reset_requested && !state.cxl_reset_logged {
-                    state.cxl_reset_logged = true;
-                    dev_warn!(
-                        pdev.as_dev(),
-                        "guest asked for a CXL Reset: not supported, not forwarded\n"
-                    );
-                }
-            } else {
-                let value = shadow.read(pos, size, &mut hw_read).map_err(|_| EINVAL)?;
-                user.writer().write_slice(&value.to_le_bytes()[..size])?;
+                off += size;
             }
-            off += size;
+        }
+        if write {
+            if cxl_reset_requested {
+                dev_warn!(
+                    pdev.as_dev(),
+                    "guest asked for a CXL Reset: not supported, not forwarded\n"
+                );
+            }
+        } else {
+            UserSlice::new(buf, len)
+                .writer()
+                .write_slice(&bytes[..len])?;
         }
         Ok(len)
+    }
+
+    /// Carries out an action bit that the DVSEC shadow forwards to the device. Control2 is
+    /// read-modify-written so that the host's own Control2 settings stay as they are; the
+    /// Status2 bit is write-1-to-clear and is written alone.
+    fn forward(pdev: &pci::Device, dvsec: u16, hw: HwWrite) -> Result {
+        let value = if hw.pos == dvsec + CXL_DVSEC_CONTROL2_OFFSET {
+            let actions = CXL_DVSEC_CTRL2_INITIATE_CACHE_WBI | CXL_DVSEC_CTRL2_INITIATE_CXL_RESET;
+            (pdev.read_config_u16(hw.pos)? & !actions) | hw.value
+        } else {
+            hw.value
+        };
+        pdev.write_config_u16(hw.pos, value)
     }
 
     /// Whether a device-file access at `pos` of `count` bytes touches the emulated DVSEC.
@@ -326,14 +366,14 @@ impl vfio_pci::Driver for CxlVfioPci {
         }
         // Single aligned dwords only; anything else changes nothing.
         let dword = cxl.layout.check_access(offset, count).map_err(|_| EINVAL)?;
+        // User memory is copied outside the shadow lock.
         let user = UserSlice::new(buf, 4);
-        let mut open = dev.data().open.lock();
         if write {
             let value = user.reader().read::<u32>()?;
+            let mut open = dev.data().open.lock();
             comp_regs::write(&mut open.comp_regs, &cxl.layout, dword, value);
         } else {
-            let value = comp_regs::read(&open.comp_regs, dword);
-            drop(open);
+            let value = comp_regs::read(&dev.data().open.lock().comp_regs, dword);
             user.writer().write(&value)?;
         }
         Ok(4)
