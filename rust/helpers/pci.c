@@ -1,8 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/pci.h>
+#include <linux/pm_runtime.h>
 
 int rust_helper_pcibios_err_to_errno(int err)
 {
 	return pcibios_err_to_errno(err);
+}
+
+int rust_helper_pm_runtime_resume_and_get(struct device *dev)
+{
+	return pm_runtime_resume_and_get(dev);
+}
+
+int rust_helper_pm_runtime_put(struct device *dev)
+{
+	return pm_runtime_put(dev);
 }

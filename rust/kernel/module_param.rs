@@ -192,8 +192,15 @@ impl<T: ModuleParam> ParamOps<T> {
 pub struct KernelParam(crate::bindings::kernel_param);
 
 impl KernelParam {
+    /// Wraps a parameter for the `__param` section.
+    ///
+    /// # Safety
+    ///
+    /// `param.arg` is the storage of a [`ModuleParamAccess<T>`] whose `T` matches `param.ops`
+    /// (`ParamOps::<T>::ops()`), and `param.name` a NUL-terminated string, both `'static`:
+    /// the module loader hands them to `set_param`/`get_param`.
     #[doc(hidden)]
-    pub const fn new(param: crate::bindings::kernel_param) -> Self {
+    pub const unsafe fn new(param: crate::bindings::kernel_param) -> Self {
         Self(param)
     }
 }

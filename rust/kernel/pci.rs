@@ -182,6 +182,59 @@ impl Device {
         })
     }
 
+    /// Reads `len` (1, 2 or 4) bytes of configuration space on behalf of userspace
+    /// (`pci_user_read_config_*`): waits while the PCI core blocks config accesses, as during
+    /// a reset. `offset` must be naturally aligned and inside the configuration space.
+    pub fn user_read_config(&self, offset: u16, len: usize) -> Result<u32> {
+        let size = u16::try_from(len).map_err(|_| EINVAL)?;
+        if !matches!(len, 1 | 2 | 4) {
+            return Err(EINVAL);
+        }
+        self.check_config_access(offset, size)?;
+        let dev = self.as_raw();
+        let at = offset.into();
+        // SAFETY: `self` is a valid function and each destination a valid local.
+        let ret = unsafe {
+            match len {
+                1 => {
+                    let mut v = 0u8;
+                    let r = bindings::pci_user_read_config_byte(dev, at, &mut v);
+                    (r, u32::from(v))
+                }
+                2 => {
+                    let mut v = 0u16;
+                    let r = bindings::pci_user_read_config_word(dev, at, &mut v);
+                    (r, u32::from(v))
+                }
+                _ => {
+                    let mut v = 0u32;
+                    let r = bindings::pci_user_read_config_dword(dev, at, &mut v);
+                    (r, v)
+                }
+            }
+        };
+        pcibios_result(ret.0)?;
+        Ok(ret.1)
+    }
+
+    /// Writes a 16-bit word of configuration space on behalf of userspace
+    /// (`pci_user_write_config_word`); see [`Device::user_read_config`].
+    pub fn user_write_config_u16(&self, offset: u16, val: u16) -> Result {
+        self.check_config_access(offset, 2)?;
+        // SAFETY: `self` is a valid function.
+        pcibios_result(unsafe {
+            bindings::pci_user_write_config_word(self.as_raw(), offset.into(), val)
+        })
+    }
+
+    /// Resumes the function from runtime suspend and keeps it resumed until the returned guard
+    /// is dropped (`pm_runtime_resume_and_get` / `pm_runtime_put`).
+    pub fn runtime_pm_get(&self) -> Result<RuntimePm<'_>> {
+        // SAFETY: The embedded device is valid (type invariant).
+        to_result(unsafe { bindings::pm_runtime_resume_and_get(self.as_dev().as_raw()) })?;
+        Ok(RuntimePm(self))
+    }
+
     /// Finds an extended capability; returns its offset in configuration space.
     pub fn find_ext_capability(&self, cap_id: u16) -> Option<u16> {
         // SAFETY: `self` is a valid function.
@@ -288,7 +341,7 @@ impl Device {
     ///     }
     /// }
     /// ```
-    pub fn iomap_range(&self, index: u32, offset: u64, len: usize) -> Result<IoMapping> {
+    pub fn iomap_range(&self, index: u32, offset: u64, len: usize) -> Result<IoMapping<'_>> {
         let bar = self.bar(index).ok_or(EINVAL)?;
         let end = offset.checked_add(len as u64).ok_or(EINVAL)?;
         if !bar.is_mem() || len == 0 || end > bar.len() {
@@ -304,7 +357,7 @@ impl Device {
             // SAFETY: `addr` maps `len` bytes and stays mapped until `IoMapping::drop`, which
             // drops `io` first.
             io: unsafe { IoMem::from_raw(addr, len) },
-            pdev: self.into(),
+            pdev: self,
         })
     }
 
@@ -374,12 +427,15 @@ impl BarResource {
 }
 
 /// A mapping of part of a memory BAR; see [`Device::iomap_range`]. Dereferences to [`IoMem`].
-pub struct IoMapping {
+///
+/// It borrows the device reference its creator was handed (in probe, say), so it cannot be
+/// kept past that callback, when the BAR could be gone or given to another device.
+pub struct IoMapping<'a> {
     io: IoMem,
-    pdev: ARef<Device>,
+    pdev: &'a Device,
 }
 
-impl core::ops::Deref for IoMapping {
+impl core::ops::Deref for IoMapping<'_> {
     type Target = IoMem;
 
     fn deref(&self) -> &IoMem {
@@ -387,11 +443,21 @@ impl core::ops::Deref for IoMapping {
     }
 }
 
-impl Drop for IoMapping {
+impl Drop for IoMapping<'_> {
     fn drop(&mut self) {
         // SAFETY: The mapping was made by `pci_iomap_range` on this function and nothing can
         // use it after this (`io` is only reachable through `self`).
         unsafe { bindings::pci_iounmap(self.pdev.as_raw(), self.io.as_raw()) };
+    }
+}
+
+/// A runtime PM reference taken by [`Device::runtime_pm_get`]; dropped with `pm_runtime_put`.
+pub struct RuntimePm<'a>(&'a Device);
+
+impl Drop for RuntimePm<'_> {
+    fn drop(&mut self) {
+        // SAFETY: Balances the successful `pm_runtime_resume_and_get` of `runtime_pm_get`.
+        unsafe { bindings::pm_runtime_put(self.0.as_dev().as_raw()) };
     }
 }
 

@@ -87,14 +87,14 @@ pub trait Driver: Sized + 'static {
     /// `open_device`: the first open of the device by a user.
     ///
     /// The default does what vfio-pci does: enable the device (this may reset it), then finish.
-    fn open_device(dev: &CoreDevice<Self>) -> Result {
+    fn open_device(dev: &OpenDevice<'_, Self>) -> Result {
         dev.enable()?;
         dev.finish_enable();
         Ok(())
     }
 
     /// `close_device`: the last close by a user. Defaults to vfio-pci-core's.
-    fn close_device(dev: &CoreDevice<Self>) {
+    fn close_device(dev: &CloseDevice<'_, Self>) {
         dev.core_close_device()
     }
 
@@ -136,7 +136,7 @@ pub trait Driver: Sized + 'static {
     }
 
     /// `read` (`write` false) or `write` of `count` bytes at `offset` of the device-specific
-    /// region that [`CoreDevice::register_region`] registered with `id`. Returns the number of
+    /// region that [`OpenDevice::register_region`] registered with `id`. Returns the number of
     /// bytes transferred.
     fn region_rw(
         dev: &CoreDevice<Self>,
@@ -251,65 +251,6 @@ impl<T: Driver> CoreDevice<T> {
         unsafe { pci::Device::from_raw((*self.core_raw()).pdev) }
     }
 
-    /// Enables the device for a user (`vfio_pci_core_enable`). This resets the device when a
-    /// reset method works.
-    pub fn enable(&self) -> Result {
-        // SAFETY: The device is valid (type invariant); vfio serialises open and close.
-        to_result(unsafe { bindings::vfio_pci_core_enable(self.core_raw()) })
-    }
-
-    /// Completes an open after [`CoreDevice::enable`] (`vfio_pci_core_finish_enable`).
-    pub fn finish_enable(&self) {
-        // SAFETY: As for `enable`.
-        unsafe { bindings::vfio_pci_core_finish_enable(self.core_raw()) }
-    }
-
-    /// Disables the device (`vfio_pci_core_disable`), for an open that fails after
-    /// [`CoreDevice::enable`].
-    pub fn disable(&self) {
-        // SAFETY: As for `enable`.
-        unsafe { bindings::vfio_pci_core_disable(self.core_raw()) }
-    }
-
-    /// Registers a device-specific region for the current open: it gets the next index after
-    /// the fixed regions and the regions registered before it, which is returned. Its accesses
-    /// go to [`Driver::region_rw`] with `id`; `VFIO_DEVICE_GET_REGION_INFO` reports `size`,
-    /// `flags` and the type capability. vfio-pci-core drops every such region at close.
-    ///
-    /// Call it from [`Driver::open_device`], after [`CoreDevice::enable`].
-    pub fn register_region(
-        &self,
-        region_type: u32,
-        subtype: u32,
-        size: usize,
-        flags: u32,
-        id: usize,
-    ) -> Result<u32> {
-        // SAFETY: The device is valid (type invariant) and being opened: vfio serialises this
-        // with every other change of the region table.
-        let index = unsafe { (*self.core_raw()).num_regions } as u32 + NUM_REGIONS;
-        // SAFETY: As above; the ops table is `'static` and `id` is an opaque cookie that
-        // vfio-pci-core never dereferences (the release callback does nothing with it).
-        to_result(unsafe {
-            bindings::vfio_pci_core_register_dev_region(
-                self.core_raw(),
-                region_type,
-                subtype,
-                Adapter::<T>::regops(),
-                size,
-                flags,
-                id as *mut crate::ffi::c_void,
-            )
-        })?;
-        Ok(index)
-    }
-
-    /// vfio-pci-core's `close_device`.
-    pub fn core_close_device(&self) {
-        // SAFETY: The device is valid (type invariant).
-        unsafe { bindings::vfio_pci_core_close_device(self.vdev_raw()) }
-    }
-
     /// vfio-pci-core's `ioctl`.
     pub fn core_ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
         // SAFETY: The device is valid (type invariant); `arg` is the user's argument, checked
@@ -363,6 +304,100 @@ impl<T: Driver> CoreDevice<T> {
         };
         to_result(ret.min(0))?;
         Ok(ret > 0)
+    }
+}
+
+/// A device being opened, as [`Driver::open_device`] sees it: the operations that are only
+/// valid while vfio serialises the open. Dereferences to [`CoreDevice`].
+///
+/// # Invariants
+///
+/// Only exists during `open_device` of the device it wraps.
+pub struct OpenDevice<'a, T: Driver>(&'a CoreDevice<T>);
+
+impl<T: Driver> core::ops::Deref for OpenDevice<'_, T> {
+    type Target = CoreDevice<T>;
+
+    fn deref(&self) -> &CoreDevice<T> {
+        self.0
+    }
+}
+
+impl<T: Driver> OpenDevice<'_, T> {
+    /// Enables the device for a user (`vfio_pci_core_enable`). This resets the device when a
+    /// reset method works.
+    pub fn enable(&self) -> Result {
+        // SAFETY: The device is valid (type invariant); vfio serialises open and close.
+        to_result(unsafe { bindings::vfio_pci_core_enable(self.0.core_raw()) })
+    }
+
+    /// Completes an open after [`OpenDevice::enable`] (`vfio_pci_core_finish_enable`).
+    pub fn finish_enable(&self) {
+        // SAFETY: As for `enable`.
+        unsafe { bindings::vfio_pci_core_finish_enable(self.0.core_raw()) }
+    }
+
+    /// Disables the device (`vfio_pci_core_disable`), for an open that fails after
+    /// [`OpenDevice::enable`].
+    pub fn disable(&self) {
+        // SAFETY: As for `enable`.
+        unsafe { bindings::vfio_pci_core_disable(self.0.core_raw()) }
+    }
+
+    /// Registers a device-specific region for the current open: it gets the next index after
+    /// the fixed regions and the regions registered before it, which is returned. Its accesses
+    /// go to [`Driver::region_rw`] with `id`; `VFIO_DEVICE_GET_REGION_INFO` reports `size`,
+    /// `flags` and the type capability. vfio-pci-core drops every such region at close.
+    ///
+    /// Call it from [`Driver::open_device`], after [`OpenDevice::enable`].
+    pub fn register_region(
+        &self,
+        region_type: u32,
+        subtype: u32,
+        size: usize,
+        flags: u32,
+        id: usize,
+    ) -> Result<u32> {
+        // SAFETY: The device is valid (type invariant) and being opened: vfio serialises this
+        // with every other change of the region table.
+        let index = unsafe { (*self.0.core_raw()).num_regions } as u32 + NUM_REGIONS;
+        // SAFETY: As above; the ops table is `'static` and `id` is an opaque cookie that
+        // vfio-pci-core never dereferences (the release callback does nothing with it).
+        to_result(unsafe {
+            bindings::vfio_pci_core_register_dev_region(
+                self.0.core_raw(),
+                region_type,
+                subtype,
+                Adapter::<T>::regops(),
+                size,
+                flags,
+                id as *mut crate::ffi::c_void,
+            )
+        })?;
+        Ok(index)
+    }
+}
+
+/// A device being closed, as [`Driver::close_device`] sees it. Dereferences to [`CoreDevice`].
+///
+/// # Invariants
+///
+/// Only exists during `close_device` of the device it wraps.
+pub struct CloseDevice<'a, T: Driver>(&'a CoreDevice<T>);
+
+impl<T: Driver> core::ops::Deref for CloseDevice<'_, T> {
+    type Target = CoreDevice<T>;
+
+    fn deref(&self) -> &CoreDevice<T> {
+        self.0
+    }
+}
+
+impl<T: Driver> CloseDevice<'_, T> {
+    /// vfio-pci-core's `close_device`.
+    pub fn core_close_device(&self) {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::vfio_pci_core_close_device(self.0.vdev_raw()) }
     }
 }
 
@@ -492,7 +527,12 @@ impl<T: Driver> Adapter<T> {
             offset_in_region(pos),
             iswrite,
         ) {
-            Ok(n) => n as isize,
+            Ok(n) => {
+                // SAFETY: `ppos` is valid for the call (see above); advance it, as every
+                // region's `rw` does.
+                unsafe { *ppos += n as bindings::loff_t };
+                n as isize
+            }
             Err(e) => e.to_errno() as isize,
         }
     }
@@ -514,7 +554,8 @@ impl<T: Driver> Adapter<T> {
     unsafe extern "C" fn open_callback(vdev: *mut bindings::vfio_device) -> c_int {
         // SAFETY: vfio opens only registered devices, whose data probe initialised.
         let dev = unsafe { CoreDevice::<T>::from_vdev(vdev) };
-        from_result(|| T::open_device(dev).map(|()| 0))
+        // INVARIANT: This is the device's `open_device`.
+        from_result(|| T::open_device(&OpenDevice(dev)).map(|()| 0))
     }
 
     /// # Safety
@@ -522,7 +563,9 @@ impl<T: Driver> Adapter<T> {
     /// As for `open_callback`.
     unsafe extern "C" fn close_callback(vdev: *mut bindings::vfio_device) {
         // SAFETY: As for `open_callback`.
-        T::close_device(unsafe { CoreDevice::<T>::from_vdev(vdev) })
+        let dev = unsafe { CoreDevice::<T>::from_vdev(vdev) };
+        // INVARIANT: This is the device's `close_device`.
+        T::close_device(&CloseDevice(dev))
     }
 
     /// # Safety
@@ -651,6 +694,10 @@ impl<T: Driver> Adapter<T> {
             // SAFETY: The PCI core holds the function during probe.
             let pci_dev = unsafe { pci::Device::from_raw(pdev) };
             let init = T::probe(pci_dev);
+            // vfio allocates with kvzalloc: the container must not need more alignment.
+            crate::build_assert!(
+                core::mem::align_of::<Container<T>>() <= bindings::ARCH_SLAB_MINALIGN
+            );
             // SAFETY: `dev` is the bound function's device; the size covers the whole container
             // and the ops table is `'static`. vfio zeroes the allocation, so
             // `data_initialised` starts false, and calls `vfio_pci_core_init_dev` on it.

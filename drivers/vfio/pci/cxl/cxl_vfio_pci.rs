@@ -17,12 +17,18 @@ mod detect;
 mod model;
 
 use detect::{cfg_read, CxlDevice, DetectError};
+
+/// Reads `len` (1, 2 or 4) bytes of config space for the user, all ones on failure, as a
+/// missing or blocked device reads.
+fn user_cfg_read(pdev: &pci::Device, pos: u16, len: usize) -> u32 {
+    pdev.user_read_config(pos, len).unwrap_or(!0)
+}
 use kernel::{
     c_str, dev_info, dev_warn, new_mutex, pci,
     prelude::*,
     sync::Mutex,
     uaccess::{UserPtr, UserSlice},
-    vfio::pci::{self as vfio_pci, CoreDevice},
+    vfio::pci::{self as vfio_pci, CoreDevice, OpenDevice},
 };
 use model::{
     comp_regs,
@@ -98,7 +104,7 @@ impl OpenState {
 
 impl CxlVfioPci {
     /// Sets up the CXL state of an open: shadows and the COMP_REGS region.
-    fn open_cxl(dev: &CoreDevice<Self>, cxl: &CxlDevice) -> Result {
+    fn open_cxl(dev: &OpenDevice<'_, Self>, cxl: &CxlDevice) -> Result {
         {
             let mut open = dev.data().open.lock();
             open.reset(dev.pci_dev(), cxl)?;
@@ -127,6 +133,11 @@ impl CxlVfioPci {
     ) -> Result<usize> {
         let region_start = vfio_pci::index_to_offset(vfio_pci::CONFIG_REGION_INDEX);
         let start = vfio_pci::offset_in_region(*pos as u64);
+        // As vfio-pci-core: an access that does not fit the config space fails whole, before
+        // any of it is done.
+        if start.saturating_add(count as u64) > u64::from(dev.pci_dev().cfg_size()) {
+            return Err(EFAULT);
+        }
         // vfio-pci-core virtualizes every extended capability header (its next pointer):
         // reads of the DVSEC's header go there. Writes to it are the shadow's to drop.
         let header = if write { 0 } else { PCI_EXT_CAP_HEADER_SIZE };
@@ -148,7 +159,12 @@ impl CxlVfioPci {
             } as usize;
             let user = buf + done;
             let n = if in_dvsec {
-                Self::dvsec_rw(dev, user, cur as u16, len, write)?
+                match Self::dvsec_rw(dev, user, cur as u16, len, write) {
+                    Ok(n) => n,
+                    // What was done before stays done: report it as a short transfer.
+                    Err(e) if done == 0 => return Err(e),
+                    Err(_) => break,
+                }
             } else {
                 let mut core_pos = (region_start + cur) as i64;
                 let n = if write {
@@ -184,7 +200,10 @@ impl CxlVfioPci {
         write: bool,
     ) -> Result<usize> {
         let pdev = dev.pci_dev();
-        let mut hw_read = |pos: u16, size: usize| cfg_read(pdev, pos, size);
+        // As vfio-pci-core around every region access: the function must be resumed, and
+        // config accesses on behalf of the user wait while a reset blocks them.
+        let _pm = pdev.runtime_pm_get().map_err(|_| EIO)?;
+        let mut hw_read = |pos: u16, size: usize| user_cfg_read(pdev, pos, size);
         // The shadow takes 1-, 2- and 4-byte accesses: split a 3-byte one.
         let sizes: &[usize] = match len {
             3 => &[2, 1],
@@ -245,11 +264,11 @@ impl CxlVfioPci {
     fn forward(pdev: &pci::Device, dvsec: u16, hw: HwWrite) -> Result {
         let value = if hw.pos == dvsec + CXL_DVSEC_CONTROL2_OFFSET {
             let actions = CXL_DVSEC_CTRL2_INITIATE_CACHE_WBI | CXL_DVSEC_CTRL2_INITIATE_CXL_RESET;
-            (pdev.read_config_u16(hw.pos)? & !actions) | hw.value
+            (pdev.user_read_config(hw.pos, 2)? as u16 & !actions) | hw.value
         } else {
             hw.value
         };
-        pdev.write_config_u16(hw.pos, value)
+        pdev.user_write_config_u16(hw.pos, value)
     }
 
     /// Whether a device-file access at `pos` of `count` bytes touches the emulated DVSEC.
@@ -311,7 +330,7 @@ impl vfio_pci::Driver for CxlVfioPci {
         })
     }
 
-    fn open_device(dev: &CoreDevice<Self>) -> Result {
+    fn open_device(dev: &OpenDevice<'_, Self>) -> Result {
         dev.enable()?;
         if let Some(cxl) = &dev.data().cxl {
             if let Err(e) = Self::open_cxl(dev, cxl) {

@@ -6,6 +6,7 @@
 use crate::model::{
     caparray::{self, CapError, DvsecHeader},
     comp_regs::{firmware_decoder, FirmwareDecoder, HdmLayout},
+    dvsec::{DvsecError, DvsecShadow},
     regs::*,
 };
 use core::fmt;
@@ -43,6 +44,10 @@ pub(crate) enum DetectError {
     MediaNotReady { range: u16, info_valid: bool },
     /// Out of memory for the snapshot.
     NoMemory,
+    /// The CXL Device DVSEC cannot be emulated (too short, say).
+    Dvsec(DvsecError),
+    /// Config reads return all ones: the function does not answer.
+    NotResponding,
 }
 
 impl fmt::Display for DetectError {
@@ -63,6 +68,8 @@ impl fmt::Display for DetectError {
                 }
             ),
             Self::NoMemory => write!(f, "out of memory"),
+            Self::Dvsec(e) => write!(f, "unusable CXL Device DVSEC: {e:?}"),
+            Self::NotResponding => write!(f, "the device does not answer config reads"),
         }
     }
 }
@@ -123,6 +130,8 @@ pub(crate) fn detect(pdev: &pci::Device) -> Result<CxlDevice, DetectError> {
         return Err(DetectError::NotMemCapable);
     }
     let cache_capable = cap & CXL_DVSEC_CAP_CACHE_CAPABLE != 0;
+    // Every open builds this shadow: a DVSEC it cannot take must fail here, not at open.
+    DvsecShadow::new(dvsec, &mut read).map_err(DetectError::Dvsec)?;
 
     let regloc = pdev
         .find_dvsec(PCI_VENDOR_ID_CXL, CXL_DVSEC_REG_LOCATOR)
@@ -183,7 +192,14 @@ fn await_media(pdev: &pci::Device, dvsec: u16, cap: u16) -> Result<(), DetectErr
             (CXL_DVSEC_MEM_ACTIVE, MEM_ACTIVE_TIMEOUT_MS, true),
         ] {
             let start = Ktime::ktime_get();
-            while cfg_read(pdev, size_lo, 4) & bit == 0 {
+            loop {
+                let value = cfg_read(pdev, size_lo, 4);
+                if value == !0 {
+                    return Err(DetectError::NotResponding);
+                }
+                if value & bit != 0 {
+                    break;
+                }
                 if ktime_ms_delta(Ktime::ktime_get(), start) > timeout {
                     return Err(DetectError::MediaNotReady { range, info_valid });
                 }
