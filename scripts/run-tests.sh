@@ -94,11 +94,11 @@ if [ -s "$logs/dmesg" ]; then
 	kp=$(grep -cE '^\s*ok [0-9]+ rust_doctest_kernel_' "$logs/kunit.ktap")
 	kf=$(grep -cE '^\s*not ok [0-9]+ rust_doctest_kernel_' "$logs/kunit.ktap")
 	# Our abstractions' doctests: every one built into the kernel must have passed.
-	ours_re='rust_doctest_kernel_(pci|vfio_pci|module_param|dev_printk|mm_virt)_rs_[0-9]+'
+	ours_re='rust_doctest_kernel_(pci|vfio_pci|module_param|dev_printk|mm_virt|delay|io)_rs_[0-9]+'
 	ours_built=$(grep -oE "# $ours_re\.location" "$KBUILD/rust/doctests_kernel_generated.rs" | sort -u | wc -l)
 	ours=$(grep -cE "^\s*ok [0-9]+ $ours_re\$" "$logs/kunit.ktap")
 	grep -E 'rust_doctests_kernel: pass:' "$logs/kunit.ktap" | sed 's/^/# /'
-	echo "# ours (pci, vfio, module_param, dev_printk, mm): $ours of $ours_built passed"
+	echo "# ours (pci, vfio, module_param, dev_printk, mm, delay, io): $ours of $ours_built passed"
 	grep -E '^\s*not ok' "$logs/kunit.ktap" | sed 's/^/# /'
 	[ "$ours_built" -gt 0 ] && [ "$ours" = "$ours_built" ] || { kf=$((kf + 1)); echo "run-tests: not all of our doctests passed"; }
 	grep -q 'rust_doctests_kernel: pass:' "$logs/kunit.ktap" || { kf=$((kf + 1)); echo "run-tests: the doctest suite did not finish"; }
