@@ -204,6 +204,18 @@ pub fn unbind(bdf: &str) -> io::Result<()> {
     fs::write(&path, bdf).context(|| format!("write {bdf} to {}", path.display()))
 }
 
+/// Parses a `VVVV:DDDD` vendor:device pair (hex, optional `0x`).
+pub fn parse_ids(s: &str) -> Option<(u16, u16)> {
+    let (v, d) = s.split_once(':')?;
+    let hex = |t: &str| {
+        let t = t.strip_prefix("0x").unwrap_or(t);
+        (!t.is_empty() && t.len() <= 4)
+            .then(|| u16::from_str_radix(t, 16).ok())
+            .flatten()
+    };
+    Some((hex(v)?, hex(d)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

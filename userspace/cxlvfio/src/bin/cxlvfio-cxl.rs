@@ -23,6 +23,7 @@ use std::process::ExitCode;
 
 use cxlvfio::cxl::*;
 use cxlvfio::error::raw_os_error;
+use cxlvfio::pci::parse_ids;
 use cxlvfio::uapi::{
     device_flags_str, region_flags_str, VfioDeviceInfoCapCxl, VFIO_DEVICE_FLAGS_CXL,
     VFIO_DEVICE_INFO_CAP_CXL, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_NUM_REGIONS,
@@ -58,18 +59,6 @@ struct Options {
     vendor: u16,
     device: u16,
     no_cxl: bool,
-}
-
-/// Parses `VVVV:DDDD` (hex, optional `0x`).
-fn parse_ids(s: &str) -> Option<(u16, u16)> {
-    let (v, d) = s.split_once(':')?;
-    let hex = |t: &str| {
-        let t = t.strip_prefix("0x").unwrap_or(t);
-        (!t.is_empty() && t.len() <= 4)
-            .then(|| u16::from_str_radix(t, 16).ok())
-            .flatten()
-    };
-    Some((hex(v)?, hex(d)?))
 }
 
 /// `Ok(None)` means help was requested.

@@ -19,6 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cxlvfio::error::raw_os_error;
+use cxlvfio::pci::parse_ids;
 use cxlvfio::uapi::{
     device_flags_str, region_flags_str, VFIO_API_VERSION, VFIO_GROUP_FLAGS_VIABLE,
     VFIO_NOIOMMU_IOMMU, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_NUM_REGIONS,
@@ -56,18 +57,6 @@ struct Options {
     device: u16,
     /// The value of `disable_cxl` the module was loaded with.
     disable_cxl: bool,
-}
-
-/// Parses `VVVV:DDDD` (hex, optional `0x`).
-fn parse_ids(s: &str) -> Option<(u16, u16)> {
-    let (v, d) = s.split_once(':')?;
-    let hex = |t: &str| {
-        let t = t.strip_prefix("0x").unwrap_or(t);
-        (!t.is_empty() && t.len() <= 4)
-            .then(|| u16::from_str_radix(t, 16).ok())
-            .flatten()
-    };
-    Some((hex(v)?, hex(d)?))
 }
 
 /// `Ok(None)` means help was requested.
