@@ -4,6 +4,8 @@
 #   make test   run every test suite (host, VM smoke, in-kernel KUnit doctests)
 #   make vm-run CMD='...'   run any host command inside the test VM
 SHELL := /bin/bash
+# cargo-installed tools (bindgen) and the rustup toolchain, whatever PATH the caller has.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 .PHONY: all setup kernel tools demo test vm-run check fmt clean-kernel
 
 all: kernel tools

@@ -24,7 +24,12 @@ fi
 
 if ! command -v vng >/dev/null 2>&1; then
 	echo "setup: pip install virtme-ng"
-	python3 -m pip install -q --root-user-action=ignore virtme-ng==1.42 ||
-		python3 -m pip install -q --break-system-packages virtme-ng==1.42
+	# Whichever python3 is first on PATH (pyenv's or Debian's); Debian's needs python3-pip.
+	if ! python3 -m pip --version >/dev/null 2>&1; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+	fi
+	python3 -m pip install -q --root-user-action=ignore virtme-ng==1.42 2>/dev/null ||
+		python3 -m pip install -q --root-user-action=ignore --break-system-packages virtme-ng==1.42
 fi
+command -v vng >/dev/null 2>&1 || { echo "setup: vng is not on PATH after installing virtme-ng" >&2; exit 1; }
 echo "setup: host dependencies present"
