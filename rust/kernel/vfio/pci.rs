@@ -135,6 +135,16 @@ pub trait Driver: Sized + 'static {
         dev.core_match(name)
     }
 
+    /// Called after any reset of the function: `VFIO_DEVICE_RESET`, a hot reset of its bus or
+    /// slot (also one requested through another device of the set), a reset through sysfs, an
+    /// error recovery. Runs with the device lock held, possibly while vfio-pci-core holds its
+    /// `memory_lock` and the PCI core blocks user config accesses: it must not wait for
+    /// anything a user access path holds while it touches the device. Record that state is
+    /// stale and rebuild it on the next access.
+    fn reset_done(dev: &CoreDevice<Self>) {
+        let _ = dev;
+    }
+
     /// `read` (`write` false) or `write` of `count` bytes at `offset` of the device-specific
     /// region that [`OpenDevice::register_region`] registered with `id`. Returns the number of
     /// bytes transferred.
@@ -486,6 +496,41 @@ impl<T: Driver> Adapter<T> {
         &Self::OPS
     }
 
+    /// vfio-pci-core's error handlers, plus `reset_done` when the driver implements it.
+    const ERR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handlers {
+        error_detected: Some(bindings::vfio_pci_core_aer_err_detected),
+        mmio_enabled: None,
+        slot_reset: None,
+        reset_prepare: None,
+        reset_done: if T::HAS_RESET_DONE {
+            Some(Self::reset_done_callback)
+        } else {
+            None
+        },
+        resume: None,
+        cor_error_detected: None,
+    };
+
+    const fn err_handlers() -> &'static bindings::pci_error_handlers {
+        &Self::ERR_HANDLERS
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core, with the device lock held, for a function bound to `T`.
+    unsafe extern "C" fn reset_done_callback(pdev: *mut bindings::pci_dev) {
+        // SAFETY: The function is bound to this driver (the PCI core found our handlers
+        // through `pdev->driver`) and the device lock keeps remove away, so the driver data is
+        // either null (not probed yet) or our container, alive with its data initialised.
+        let container = unsafe { bindings::dev_get_drvdata(ptr::addr_of_mut!((*pdev).dev)) };
+        if container.is_null() {
+            return;
+        }
+        // SAFETY: See above; `vdev` is at offset 0 of the container.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(container.cast()) };
+        T::reset_done(dev);
+    }
+
     const REGOPS: bindings::vfio_pci_regops = bindings::vfio_pci_regops {
         rw: Some(Self::region_rw_callback),
         release: Some(Self::region_release_callback),
@@ -756,7 +801,7 @@ impl<T: Driver> Adapter<T> {
 /// The registration of a variant driver with the PCI core: it binds a function only when the
 /// function's `driver_override` names it (`PCI_DRIVER_OVERRIDE_DEVICE_VFIO(PCI_ANY_ID,
 /// PCI_ANY_ID)`), leaves DMA setup to the driver (`driver_managed_dma`), and uses
-/// vfio-pci-core's error handlers. Unregisters on drop.
+/// vfio-pci-core's error handlers plus the driver's [`Driver::reset_done`]. Unregisters on drop.
 pub struct Registration<T: Driver> {
     inner: crate::alloc::KBox<RegistrationInner>,
     _driver: PhantomData<T>,
@@ -790,7 +835,7 @@ impl<T: Driver> Registration<T> {
         driver.id_table = ids;
         driver.probe = Some(Adapter::<T>::probe_callback);
         driver.remove = Some(Adapter::<T>::remove_callback);
-        driver.err_handler = ptr::addr_of!(bindings::vfio_pci_core_err_handlers);
+        driver.err_handler = Adapter::<T>::err_handlers();
         driver.driver_managed_dma = true;
         // SAFETY: The driver structure is complete and lives in the box, which outlives the
         // registration (drop unregisters first).

@@ -16,7 +16,8 @@
 mod detect;
 mod model;
 
-use detect::{cfg_read, CxlDevice, DetectError};
+use core::sync::atomic::{AtomicBool, Ordering};
+use detect::{CxlDevice, DetectError};
 
 /// Reads `len` (1, 2 or 4) bytes of config space for the user, all ones on failure, as a
 /// missing or blocked device reads.
@@ -59,10 +60,6 @@ const VFIO_REGION_SUBTYPE_CXL_COMP_REGS: u32 = 2;
 const COMP_REGS_REGION: usize = 1;
 /// Size of an extended capability header.
 const PCI_EXT_CAP_HEADER_SIZE: u64 = 4;
-/// `VFIO_DEVICE_RESET`: `_IO(';', 100 + 11)`.
-const VFIO_DEVICE_RESET: u32 = 0x3b6f;
-/// `VFIO_DEVICE_PCI_HOT_RESET`: `_IO(';', 100 + 13)`.
-const VFIO_DEVICE_PCI_HOT_RESET: u32 = 0x3b71;
 
 /// Per-device state.
 #[pin_data]
@@ -72,6 +69,10 @@ struct DeviceState {
     /// The guest-visible register shadows of the current open.
     #[pin]
     open: Mutex<OpenState>,
+    /// Set by a reset of the device: the shadows are rebuilt at the next access. (The reset
+    /// path cannot take `open`: it may run while user config accesses are blocked, which an
+    /// access holding `open` could be waiting for.)
+    shadows_stale: AtomicBool,
 }
 
 /// Shadows that live from one open (or reset) to the next.
@@ -96,17 +97,32 @@ impl OpenState {
         shadow.extend_with(cxl.layout.region_dwords(), 0, GFP_KERNEL)?;
         comp_regs::init_shadow(&mut shadow, &cxl.snapshot, &cxl.layout);
         self.comp_regs = shadow;
-        let dvsec = DvsecShadow::new(cxl.dvsec, &mut |pos, len| cfg_read(pdev, pos, len));
+        let dvsec = DvsecShadow::new(cxl.dvsec, &mut |pos, len| user_cfg_read(pdev, pos, len));
         self.dvsec = Some(dvsec.map_err(|_| EIO)?);
         Ok(())
     }
 }
 
 impl CxlVfioPci {
+    /// Locks the shadows, first rebuilding them if the device was reset since they were built.
+    fn lock_shadows<'a>(
+        dev: &'a CoreDevice<Self>,
+        cxl: &CxlDevice,
+    ) -> Result<kernel::sync::lock::Guard<'a, OpenState, kernel::sync::lock::mutex::MutexBackend>>
+    {
+        let mut open = dev.data().open.lock();
+        if dev.data().shadows_stale.swap(false, Ordering::Acquire) {
+            open.reset(dev.pci_dev(), cxl)?;
+        }
+        Ok(open)
+    }
+
     /// Sets up the CXL state of an open: shadows and the COMP_REGS region.
     fn open_cxl(dev: &OpenDevice<'_, Self>, cxl: &CxlDevice) -> Result {
         {
             let mut open = dev.data().open.lock();
+            // vfio_pci_core_enable() may just have reset the device: start from now.
+            dev.data().shadows_stale.store(false, Ordering::Relaxed);
             open.reset(dev.pci_dev(), cxl)?;
             open.cxl_reset_logged = false;
         }
@@ -159,7 +175,7 @@ impl CxlVfioPci {
             } as usize;
             let user = buf + done;
             let n = if in_dvsec {
-                match Self::dvsec_rw(dev, user, cur as u16, len, write) {
+                match Self::dvsec_rw(dev, cxl, user, cur as u16, len, write) {
                     Ok(n) => n,
                     // What was done before stays done: report it as a short transfer.
                     Err(e) if done == 0 => return Err(e),
@@ -194,6 +210,7 @@ impl CxlVfioPci {
     /// for it.
     fn dvsec_rw(
         dev: &CoreDevice<Self>,
+        cxl: &CxlDevice,
         buf: UserPtr,
         at: u16,
         len: usize,
@@ -217,7 +234,7 @@ impl CxlVfioPci {
         }
         let mut cxl_reset_requested = false;
         {
-            let mut open = dev.data().open.lock();
+            let mut open = Self::lock_shadows(dev, cxl)?;
             let state = &mut *open;
             let shadow = state.dvsec.as_mut().ok_or(EIO)?;
             let mut off = 0usize;
@@ -327,6 +344,7 @@ impl vfio_pci::Driver for CxlVfioPci {
                 dvsec: None,
                 cxl_reset_logged: false,
             }),
+            shadows_stale: AtomicBool::new(false),
         })
     }
 
@@ -342,15 +360,8 @@ impl vfio_pci::Driver for CxlVfioPci {
         Ok(())
     }
 
-    fn ioctl(dev: &CoreDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
-        let ret = dev.core_ioctl(cmd, arg)?;
-        if cmd == VFIO_DEVICE_RESET || cmd == VFIO_DEVICE_PCI_HOT_RESET {
-            if let Some(cxl) = &dev.data().cxl {
-                // The reset cleared the device's DVSEC state: the guest's view starts over.
-                dev.data().open.lock().reset(dev.pci_dev(), cxl)?;
-            }
-        }
-        Ok(ret)
+    fn reset_done(dev: &CoreDevice<Self>) {
+        dev.data().shadows_stale.store(true, Ordering::Release);
     }
 
     fn read(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
@@ -389,10 +400,10 @@ impl vfio_pci::Driver for CxlVfioPci {
         let user = UserSlice::new(buf, 4);
         if write {
             let value = user.reader().read::<u32>()?;
-            let mut open = dev.data().open.lock();
+            let mut open = Self::lock_shadows(dev, cxl)?;
             comp_regs::write(&mut open.comp_regs, &cxl.layout, dword, value);
         } else {
-            let value = comp_regs::read(&dev.data().open.lock().comp_regs, dword);
+            let value = comp_regs::read(&Self::lock_shadows(dev, cxl)?.comp_regs, dword);
             user.writer().write(&value)?;
         }
         Ok(4)

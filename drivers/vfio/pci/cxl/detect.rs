@@ -108,7 +108,7 @@ impl CxlDevice {
 
 /// Reads `len` (1, 2 or 4) bytes of configuration space; all ones when the read fails, as a
 /// missing device reads.
-pub(crate) fn cfg_read(pdev: &pci::Device, pos: u16, len: usize) -> u32 {
+fn cfg_read(pdev: &pci::Device, pos: u16, len: usize) -> u32 {
     let value = match len {
         1 => pdev.read_config_u8(pos).map(u32::from),
         2 => pdev.read_config_u16(pos).map(u32::from),

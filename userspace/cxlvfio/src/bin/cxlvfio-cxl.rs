@@ -714,6 +714,11 @@ const STEPS: &[Step] = &[
         run: dvsec_lock_cleared_by_device_reset,
     },
     Step {
+        name: "dvsec_lock_cleared_by_sysfs_reset",
+        deps: DVSEC,
+        run: dvsec_lock_cleared_by_sysfs_reset,
+    },
+    Step {
         name: "reopen",
         deps: &["comp_regs_cap_array", "dvsec_located"],
         run: reopen,
@@ -2024,6 +2029,33 @@ fn dvsec_lock_cleared_by_device_reset(ctx: &mut Ctx, diag: &mut Vec<String>) -> 
         )
         .into());
     }
+    Ok(())
+}
+
+/// A reset the user did not ask for (the host's sysfs `reset`, while the device
+/// is open) also starts the guest's DVSEC view over: the driver learns of it
+/// through the PCI core's `reset_done`.
+fn dvsec_lock_cleared_by_sysfs_reset(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let reset = pci::device_dir(&ctx.opts.bdf).join("reset");
+    if !reset.exists() {
+        return Err(Failure::Skip("no sysfs reset for the device".to_string()));
+    }
+    if !ctx.dmodel()?.locked() {
+        ctx.dvsec_step(diag, DVSEC_LOCK, &[0x01, 0x00])?;
+    }
+    let lock = ctx.dvsec_read16(DVSEC_LOCK)?;
+    if lock & DVSEC_LOCK_CONFIG == 0 {
+        return Err(format!("Lock reads {lock:#06x} after setting CONFIG_LOCK").into());
+    }
+    fs::write(&reset, "1").map_err(|e| format!("write {}: {e}", reset.display()))?;
+    let view = ctx.dvsec_view()?;
+    let lock = u16::from_le_bytes([view[DVSEC_LOCK], view[DVSEC_LOCK + 1]]);
+    diag.push(format!("Lock after the sysfs reset: {lock:#06x}"));
+    if lock & DVSEC_LOCK_CONFIG != 0 {
+        return Err(format!("Lock reads {lock:#06x} after a sysfs reset: stale shadow").into());
+    }
+    let hw = ctx.hw_dvsec()?;
+    ctx.dvsec_model = Some(DvsecModel::new(&view, &hw));
     Ok(())
 }
 
