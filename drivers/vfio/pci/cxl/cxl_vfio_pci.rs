@@ -18,12 +18,6 @@ mod model;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use detect::{CxlDevice, DetectError};
-
-/// Reads `len` (1, 2 or 4) bytes of config space for the user, all ones on failure, as a
-/// missing or blocked device reads.
-fn user_cfg_read(pdev: &pci::Device, pos: u16, len: usize) -> u32 {
-    pdev.user_read_config(pos, len).unwrap_or(!0)
-}
 use kernel::{
     c_str, dev_info, dev_warn, new_mutex, pci,
     prelude::*,
@@ -52,6 +46,12 @@ module! {
             description: "Disable the CXL extensions: the driver then behaves as plain vfio-pci",
         },
     },
+}
+
+/// Reads `len` (1, 2 or 4) bytes of config space for the user, all ones on failure, as a
+/// missing or blocked device reads.
+fn user_cfg_read(pdev: &pci::Device, pos: u16, len: usize) -> u32 {
+    pdev.user_read_config(pos, len).unwrap_or(!0)
 }
 
 /// `VFIO_REGION_SUBTYPE_CXL_COMP_REGS` (`include/uapi/linux/vfio.h`).
@@ -89,6 +89,10 @@ struct OpenState {
 /// The variant driver.
 struct CxlVfioPci;
 
+/// The locked shadows.
+type ShadowGuard<'a> =
+    kernel::sync::lock::Guard<'a, OpenState, kernel::sync::lock::mutex::MutexBackend>;
+
 impl OpenState {
     /// Resets both shadows from the hardware and the firmware configuration, at open and
     /// after a device reset: a new user never sees what the previous one programmed.
@@ -105,14 +109,14 @@ impl OpenState {
 
 impl CxlVfioPci {
     /// Locks the shadows, first rebuilding them if the device was reset since they were built.
-    fn lock_shadows<'a>(
-        dev: &'a CoreDevice<Self>,
-        cxl: &CxlDevice,
-    ) -> Result<kernel::sync::lock::Guard<'a, OpenState, kernel::sync::lock::mutex::MutexBackend>>
-    {
+    fn lock_shadows<'a>(dev: &'a CoreDevice<Self>, cxl: &CxlDevice) -> Result<ShadowGuard<'a>> {
         let mut open = dev.data().open.lock();
         if dev.data().shadows_stale.swap(false, Ordering::Acquire) {
-            open.reset(dev.pci_dev(), cxl)?;
+            if let Err(e) = open.reset(dev.pci_dev(), cxl) {
+                // Still stale: try again at the next access rather than serve a half rebuild.
+                dev.data().shadows_stale.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
         }
         Ok(open)
     }
