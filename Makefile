@@ -22,8 +22,9 @@ tools: setup
 demo: kernel tools
 	@scripts/vm-run.sh -- bash -c 'echo "bound: $$CXL_BDF -> $$(basename $$(readlink /sys/bus/pci/devices/$$CXL_BDF/driver))"; target/release/cxlvfio info $$CXL_BDF'
 
+# CMD is run by bash in the guest, unexpanded by make (so $$CXL_BDF stays for the guest).
 vm-run: kernel tools
-	@scripts/vm-run.sh $(VM_ARGS) -- $(CMD)
+	@scripts/vm-run.sh $(VM_ARGS) -- bash -c '$(subst ','\'',$(value CMD))'
 
 test:
 	@scripts/run-tests.sh
