@@ -15,6 +15,7 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod cli;
 pub mod cxl;
 pub mod error;
 pub mod kmod;

@@ -21,9 +21,9 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 
+use cxlvfio::cli;
 use cxlvfio::cxl::*;
 use cxlvfio::error::raw_os_error;
-use cxlvfio::pci::parse_ids;
 use cxlvfio::uapi::{
     device_flags_str, region_flags_str, VfioDeviceInfoCapCxl, VFIO_DEVICE_FLAGS_CXL,
     VFIO_DEVICE_INFO_CAP_CXL, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_NUM_REGIONS,
@@ -63,38 +63,18 @@ struct Options {
 
 /// `Ok(None)` means help was requested.
 fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options>, String> {
-    let mut bdf = env_bdf.filter(|s| !s.is_empty());
-    let mut ids = DEFAULT_IDS;
     let mut no_cxl = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (key, inline) = match arg.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| format!("{key} needs a value"))
-        };
-        match key {
-            "-h" | "--help" => return Ok(None),
-            "--device" => bdf = Some(value()?),
-            "--expect-ids" => {
-                let v = value()?;
-                ids = parse_ids(&v).ok_or_else(|| format!("bad --expect-ids {v:?}"))?;
-            }
-            "--expect-no-cxl" if inline.is_none() => no_cxl = true,
-            _ => return Err(format!("unknown argument {arg:?}")),
+    let dev = cli::parse_device_args(args, env_bdf, DEFAULT_IDS, |opt| match opt.key {
+        "--expect-no-cxl" if opt.inline.is_none() => {
+            no_cxl = true;
+            Ok(true)
         }
-    }
-    let bdf = bdf.ok_or("no device: pass --device <BDF> or set CXL_BDF")?;
-    let bdf = pci::normalize_bdf(&bdf).map_err(|e| e.to_string())?;
-    Ok(Some(Options {
-        bdf,
-        vendor: ids.0,
-        device: ids.1,
+        _ => Ok(false),
+    })?;
+    Ok(dev.map(|dev| Options {
+        bdf: dev.bdf,
+        vendor: dev.vendor,
+        device: dev.device,
         no_cxl,
     }))
 }
@@ -2352,6 +2332,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cxlvfio::pci::parse_ids;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
