@@ -11,7 +11,8 @@
 #   bind: fw, then enables VFIO no-IOMMU mode, loads cxl-vfio-pci with modprobe
 #         and binds the CXL device through driver_override (the default).
 # CMD sees CXL_BDF (the device) in its environment. The exit status is CMD's.
-# VM_DMESG=FILE / VM_CONSOLE=FILE keep the guest's kernel log / the console.
+# VM_DMESG=FILE / VM_CONSOLE=FILE keep the guest's kernel log / the console;
+# VM_MEM_OUT=FILE keeps the CXL device's memory backend file (its DPA 0 is file offset 0).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -60,6 +61,7 @@ vng_rc=$?
 set -e
 [ -n "${VM_DMESG:-}" ] && cp "$run_dir/dmesg" "$VM_DMESG" 2>/dev/null
 [ -n "${VM_CONSOLE:-}" ] && cp "$run_dir/console" "$VM_CONSOLE"
+[ -n "${VM_MEM_OUT:-}" ] && mv "$run_dir/cxl-mem.raw" "$VM_MEM_OUT"
 if [ -f "$run_dir/rc" ]; then
 	cat "$run_dir/out"
 	exit "$(cat "$run_dir/rc")"

@@ -4,6 +4,8 @@
 //!
 //! C header: [`include/asm-generic/io.h`](srctree/include/asm-generic/io.h)
 
+pub mod mem;
+
 use crate::{
     bindings,
     error::{code::EINVAL, Result},

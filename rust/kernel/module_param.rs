@@ -86,6 +86,87 @@ impl ModuleParam for bool {
     }
 }
 
+impl ModuleParam for u64 {
+    const TYPE_NAME: &'static str = "ullong";
+
+    /// Accepts what C's `kstrtoull` with base 0 accepts: decimal, `0x` hexadecimal or `0`
+    /// octal, with an optional `+` sign and one trailing newline; no overflow.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::module_param::ModuleParam;
+    ///
+    /// assert_eq!(u64::try_from_param_arg(Some(b"42")), Ok(42));
+    /// assert_eq!(u64::try_from_param_arg(Some(b"0x110000000")), Ok(0x1_1000_0000));
+    /// assert_eq!(u64::try_from_param_arg(Some(b"0X1f\n")), Ok(0x1f));
+    /// assert_eq!(u64::try_from_param_arg(Some(b"010")), Ok(8));
+    /// assert_eq!(u64::try_from_param_arg(Some(b"0")), Ok(0));
+    /// assert_eq!(u64::try_from_param_arg(Some(b"18446744073709551615")), Ok(u64::MAX));
+    /// assert!(u64::try_from_param_arg(Some(b"18446744073709551616")).is_err());
+    /// assert!(u64::try_from_param_arg(Some(b"0x")).is_err());
+    /// assert!(u64::try_from_param_arg(Some(b"-1")).is_err());
+    /// assert!(u64::try_from_param_arg(Some(b"12k")).is_err());
+    /// assert!(u64::try_from_param_arg(Some(b"")).is_err());
+    /// assert!(u64::try_from_param_arg(None).is_err());
+    /// ```
+    fn try_from_param_arg(arg: Option<&[u8]>) -> Result<Self> {
+        let mut digits = arg.ok_or(EINVAL)?;
+        if let [rest @ .., b'\n'] = digits {
+            digits = rest;
+        }
+        if let [b'+', rest @ ..] = digits {
+            digits = rest;
+        }
+        let (radix, digits) = match digits {
+            [b'0', b'x' | b'X', rest @ ..] => (16, rest),
+            [b'0', rest @ ..] if !rest.is_empty() => (8, rest),
+            _ => (10, digits),
+        };
+        if digits.is_empty() {
+            return Err(EINVAL);
+        }
+        digits.iter().try_fold(0u64, |acc, &c| {
+            let digit = (c as char).to_digit(radix).ok_or(EINVAL)?;
+            acc.checked_mul(u64::from(radix))
+                .and_then(|v| v.checked_add(u64::from(digit)))
+                .ok_or(EINVAL)
+        })
+    }
+
+    /// Formats as C's `param_get_ullong` does: decimal and a newline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::module_param::ModuleParam;
+    ///
+    /// let mut buf = [0u8; 24];
+    /// let n = 0x1_1000_0000u64.format(&mut buf);
+    /// assert_eq!(&buf[..n], b"4563402752\n");
+    /// let n = u64::MAX.format(&mut buf);
+    /// assert_eq!(&buf[..n], b"18446744073709551615\n");
+    /// ```
+    fn format(&self, buf: &mut [u8]) -> usize {
+        let mut digits = [0u8; 21];
+        let mut at = digits.len() - 1;
+        digits[at] = b'\n';
+        let mut value = *self;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        let text = &digits[at..];
+        let n = text.len().min(buf.len());
+        buf[..n].copy_from_slice(&text[..n]);
+        n
+    }
+}
+
 /// The storage of one parameter, instantiated by [`module!`](macros::module).
 ///
 /// # Invariants

@@ -235,6 +235,27 @@ impl Device {
         Ok(RuntimePm(self))
     }
 
+    /// Finds a (conventional) capability; returns its offset in configuration space.
+    pub fn find_capability(&self, cap_id: u8) -> Option<u16> {
+        // SAFETY: `self` is a valid function.
+        let pos = unsafe { bindings::pci_find_capability(self.as_raw(), cap_id.into()) };
+        (pos != 0).then_some(pos as u16)
+    }
+
+    /// Offset of the Power Management capability, found at enumeration.
+    pub fn pm_cap(&self) -> Option<u16> {
+        // SAFETY: `self` is a valid function; `pm_cap` is set at enumeration and never changes.
+        let pos = unsafe { (*self.as_raw()).pm_cap };
+        (pos != 0).then_some(pos.into())
+    }
+
+    /// Offset of the PCI Express capability, found at enumeration.
+    pub fn pcie_cap(&self) -> Option<u16> {
+        // SAFETY: As for `pm_cap`.
+        let pos = unsafe { (*self.as_raw()).pcie_cap };
+        (pos != 0).then_some(pos.into())
+    }
+
     /// Finds an extended capability; returns its offset in configuration space.
     pub fn find_ext_capability(&self, cap_id: u16) -> Option<u16> {
         // SAFETY: `self` is a valid function.

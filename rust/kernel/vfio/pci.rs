@@ -15,6 +15,7 @@ use crate::{
     error::{code::EINVAL, from_result, to_result, Error, Result},
     ffi::{c_char, c_int, c_long, c_uint, c_ulong},
     init::PinInit,
+    io::mem::DeviceMemory,
     mm::virt::VmArea,
     pci,
     str::CStr,
@@ -145,6 +146,33 @@ pub trait Driver: Sized + 'static {
         let _ = dev;
     }
 
+    /// Called before any reset of the function (the resets listed for
+    /// [`Driver::reset_done`]) and when an error is detected on it, before the hardware is
+    /// touched. The same constraints apply; in addition, vfio-pci-core may hold its
+    /// `memory_lock` for write, so this must not take it. Revoke here what a reset invalidates
+    /// (user mappings of device memory, above all: see [`CoreDevice::zap_region`]).
+    fn reset_prepare(dev: &CoreDevice<Self>) {
+        let _ = dev;
+    }
+
+    /// `mmap` of a device-specific region registered with [`REGION_FLAG_MMAP`]: vfio-pci-core
+    /// has checked that the mapping is shared and that its offset names the region. Check the
+    /// range; on success the VMA becomes a `VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP`
+    /// mapping whose pages are inserted on demand by [`Driver::region_fault`]. Nothing is
+    /// inserted at `mmap` time.
+    fn region_mmap(dev: &CoreDevice<Self>, id: usize, map: &RegionMap<'_>) -> Result {
+        let _ = (dev, id, map);
+        Err(EINVAL)
+    }
+
+    /// A page fault in a mapping that [`Driver::region_mmap`] accepted: map the piece
+    /// described by `fault` (a page, or a PMD or PUD sized block) with
+    /// [`RegionFault::insert`], or refuse it. Called with the mmap lock held for read.
+    fn region_fault(dev: &CoreDevice<Self>, id: usize, fault: &RegionFault<'_>) -> FaultResult {
+        let _ = (dev, id, fault);
+        FaultResult::SIGBUS
+    }
+
     /// `read` (`write` false) or `write` of `count` bytes at `offset` of the device-specific
     /// region that [`OpenDevice::register_region`] registered with `id`. Returns the number of
     /// bytes transferred.
@@ -261,6 +289,58 @@ impl<T: Driver> CoreDevice<T> {
         unsafe { pci::Device::from_raw((*self.core_raw()).pdev) }
     }
 
+    /// Whether vfio-pci-core found a working function reset at open
+    /// (`VFIO_DEVICE_FLAGS_RESET`).
+    pub fn reset_works(&self) -> bool {
+        // SAFETY: The device is valid (type invariant); the bit is set at open and only read.
+        unsafe { (*self.core_raw()).reset_works() }
+    }
+
+    /// Number of regions the device file has: the fixed vfio-pci ones and the device-specific
+    /// ones registered by the current open.
+    pub fn num_regions(&self) -> u32 {
+        // SAFETY: The device is valid (type invariant); the count changes only during open
+        // and close, which vfio serialises with the callbacks that use it.
+        NUM_REGIONS + unsafe { (*self.core_raw()).num_regions } as u32
+    }
+
+    /// Takes vfio-pci-core's `memory_lock` for read: the device's memory decode and power
+    /// state do not change until the guard is dropped.
+    pub fn memory_lock_read(&self) -> MemoryReadGuard<'_, T> {
+        // SAFETY: The device is valid (type invariant) and its lock initialised.
+        unsafe { bindings::down_read(ptr::addr_of_mut!((*self.core_raw()).memory_lock)) };
+        MemoryReadGuard(self)
+    }
+
+    /// Takes vfio-pci-core's `memory_lock` for write: no user access to the device's memory
+    /// runs until the guard is dropped.
+    pub fn memory_lock_write(&self) -> MemoryWriteGuard<'_, T> {
+        // SAFETY: As for `memory_lock_read`.
+        unsafe { bindings::down_write(ptr::addr_of_mut!((*self.core_raw()).memory_lock)) };
+        MemoryWriteGuard(self)
+    }
+
+    /// Removes every user mapping of the first `len` bytes of region `index` from every
+    /// address space (`unmap_mapping_range`). Later accesses fault again.
+    pub fn zap_region(&self, index: u32, len: u64) {
+        let page = bindings::PAGE_SIZE as u64;
+        let len = len.saturating_add(page - 1) & !(page - 1);
+        if len == 0 {
+            return;
+        }
+        // SAFETY: The device is valid (type invariant); vfio gives every device an inode whose
+        // mapping backs all its files' VMAs, for the device's lifetime.
+        unsafe {
+            let inode = (*self.vdev_raw()).inode;
+            bindings::unmap_mapping_range(
+                (*inode).i_mapping,
+                index_to_offset(index) as bindings::loff_t,
+                len as bindings::loff_t,
+                1,
+            );
+        }
+    }
+
     /// vfio-pci-core's `ioctl`.
     pub fn core_ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
         // SAFETY: The device is valid (type invariant); `arg` is the user's argument, checked
@@ -314,6 +394,176 @@ impl<T: Driver> CoreDevice<T> {
         };
         to_result(ret.min(0))?;
         Ok(ret > 0)
+    }
+}
+
+/// vfio-pci-core's `memory_lock`, held for read. See [`CoreDevice::memory_lock_read`].
+pub struct MemoryReadGuard<'a, T: Driver>(&'a CoreDevice<T>);
+
+impl<T: Driver> MemoryReadGuard<'_, T> {
+    /// Whether the function is in D0 and not in a user-requested low-power state: its memory
+    /// may be accessed. vfio-pci-core changes both only with the lock held for write.
+    pub fn is_powered(&self) -> bool {
+        let core = self.0.core_raw();
+        // SAFETY: The device is valid (type invariant of `CoreDevice`); both fields are
+        // protected by the lock this guard holds. `PCI_D0` is 0.
+        unsafe { !(*core).pm_runtime_engaged && (*(*core).pdev).current_state == 0 }
+    }
+}
+
+impl<T: Driver> Drop for MemoryReadGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: The guard holds the lock for read.
+        unsafe { bindings::up_read(ptr::addr_of_mut!((*self.0.core_raw()).memory_lock)) };
+    }
+}
+
+/// vfio-pci-core's `memory_lock`, held for write. See [`CoreDevice::memory_lock_write`].
+pub struct MemoryWriteGuard<'a, T: Driver>(&'a CoreDevice<T>);
+
+impl<T: Driver> Drop for MemoryWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: The guard holds the lock for write.
+        unsafe { bindings::up_write(ptr::addr_of_mut!((*self.0.core_raw()).memory_lock)) };
+    }
+}
+
+/// A shared mapping of a device-specific region being set up, as [`Driver::region_mmap`]
+/// sees it.
+pub struct RegionMap<'a> {
+    vma: &'a VmArea,
+}
+
+impl RegionMap<'_> {
+    /// Offset in the region of the mapping's first byte.
+    pub fn offset(&self) -> u64 {
+        offset_in_region((self.vma.pgoff() as u64) << bindings::PAGE_SHIFT)
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> u64 {
+        self.vma.len() as u64
+    }
+
+    /// Whether the mapping is empty (the mm core never creates one).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The outcome of a fault (`vm_fault_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultResult(bindings::vm_fault_t);
+
+impl FaultResult {
+    /// The access gets `SIGBUS`.
+    pub const SIGBUS: Self = Self(bindings::vm_fault_reason_VM_FAULT_SIGBUS);
+    /// A huge mapping is not possible here: the mm core retries with a smaller one.
+    pub const FALLBACK: Self = Self(bindings::vm_fault_reason_VM_FAULT_FALLBACK);
+    /// Out of memory (for page tables).
+    pub const OOM: Self = Self(bindings::vm_fault_reason_VM_FAULT_OOM);
+
+    /// Whether a mapping was inserted (or already there).
+    pub fn is_mapped(self) -> bool {
+        self.0 == bindings::vm_fault_reason_VM_FAULT_NOPAGE
+    }
+}
+
+/// Sizes of the pieces a fault can map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultSize {
+    /// One page.
+    Page,
+    /// One PMD block (2 MiB on x86-64).
+    Pmd,
+    /// One PUD block (1 GiB on x86-64).
+    Pud,
+}
+
+impl FaultSize {
+    /// The `order` the mm core passes to `huge_fault` for this size.
+    fn order(self) -> u32 {
+        match self {
+            FaultSize::Page => 0,
+            FaultSize::Pmd => bindings::PMD_ORDER,
+            FaultSize::Pud => bindings::PUD_ORDER,
+        }
+    }
+
+    /// Size in bytes.
+    pub fn bytes(self) -> u64 {
+        (bindings::PAGE_SIZE as u64) << self.order()
+    }
+}
+
+/// A fault in a mapping of a device-specific region, as [`Driver::region_fault`] sees it: the
+/// naturally aligned piece of `size()` bytes around the faulting address, which lies wholly
+/// inside the VMA.
+///
+/// # Invariants
+///
+/// `vmf` is the fault being handled, its VMA a `VM_PFNMAP` mapping set up by
+/// [`Driver::region_mmap`], and the piece `[addr, addr + size)` lies inside the VMA.
+pub struct RegionFault<'a> {
+    vmf: *mut bindings::vm_fault,
+    size: FaultSize,
+    addr: usize,
+    offset: u64,
+    _lifetime: PhantomData<&'a ()>,
+}
+
+impl RegionFault<'_> {
+    /// Size of the piece to map.
+    pub fn size(&self) -> FaultSize {
+        self.size
+    }
+
+    /// Offset in the region of the piece's first byte.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Whether bytes `[mem_offset, mem_offset + size)` of `mem` can back the piece: they lie
+    /// inside `mem` and their physical address is aligned to the piece's size. When they cannot,
+    /// [`RegionFault::insert`] would not map them.
+    pub fn can_insert(&self, mem: &DeviceMemory, mem_offset: u64) -> bool {
+        let order = self.size.order();
+        mem.pfn_of(mem_offset, self.size.bytes())
+            .is_some_and(|pfn| pfn & ((1usize << order) - 1) == 0)
+    }
+
+    /// Maps the piece to bytes `[mem_offset, mem_offset + size)` of `mem`.
+    ///
+    /// Returns [`FaultResult::FALLBACK`] when a huge piece would map memory that is not
+    /// aligned to its size (the mm core then retries smaller), [`FaultResult::SIGBUS`] when the
+    /// bytes are not all inside `mem`. The caller must remove the mapping (with
+    /// [`CoreDevice::zap_region`]) before it gives `mem` up.
+    pub fn insert(&self, mem: &DeviceMemory, mem_offset: u64) -> FaultResult {
+        let bytes = self.size.bytes();
+        let Some(pfn) = mem.pfn_of(mem_offset, bytes) else {
+            return FaultResult::SIGBUS;
+        };
+        let order = self.size.order();
+        if pfn & ((1usize << order) - 1) != 0 {
+            return FaultResult::FALLBACK;
+        }
+        // SAFETY: `vmf` is the fault being handled (invariant) in a `VM_PFNMAP` mapping; the
+        // piece lies inside the VMA (invariant) and `pfn` starts `bytes` bytes of claimed device
+        // memory, aligned for the piece's size.
+        let ret = unsafe {
+            match self.size {
+                FaultSize::Page => {
+                    bindings::vmf_insert_pfn((*self.vmf).__bindgen_anon_1.vma, self.addr, pfn)
+                }
+                #[cfg(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP)]
+                FaultSize::Pmd => bindings::vmf_insert_pfn_pmd_dev(self.vmf, pfn, false),
+                #[cfg(CONFIG_ARCH_SUPPORTS_PUD_PFNMAP)]
+                FaultSize::Pud => bindings::vmf_insert_pfn_pud_dev(self.vmf, pfn, false),
+                #[allow(unreachable_patterns)]
+                _ => bindings::vm_fault_reason_VM_FAULT_FALLBACK,
+            }
+        };
+        FaultResult(ret)
     }
 }
 
@@ -497,17 +747,33 @@ impl<T: Driver> Adapter<T> {
     }
 
     /// vfio-pci-core's error handlers, plus `reset_done` when the driver implements it.
+    ///
+    /// An error recovery may reset the function without `reset_prepare`/`reset_done` (a
+    /// secondary bus reset by AER): `error_detected` counts as `reset_prepare` and `resume` as
+    /// `reset_done` there.
     const ERR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handlers {
-        error_detected: Some(bindings::vfio_pci_core_aer_err_detected),
+        error_detected: if T::HAS_RESET_PREPARE {
+            Some(Self::error_detected_callback)
+        } else {
+            Some(bindings::vfio_pci_core_aer_err_detected)
+        },
         mmio_enabled: None,
         slot_reset: None,
-        reset_prepare: None,
+        reset_prepare: if T::HAS_RESET_PREPARE {
+            Some(Self::reset_prepare_callback)
+        } else {
+            None
+        },
         reset_done: if T::HAS_RESET_DONE {
             Some(Self::reset_done_callback)
         } else {
             None
         },
-        resume: None,
+        resume: if T::HAS_RESET_DONE {
+            Some(Self::reset_done_callback)
+        } else {
+            None
+        },
         cor_error_detected: None,
     };
 
@@ -515,28 +781,196 @@ impl<T: Driver> Adapter<T> {
         &Self::ERR_HANDLERS
     }
 
+    /// The device of a function bound to `T`, if probe got far enough to have one.
+    ///
     /// # Safety
     ///
-    /// Called by the PCI core, with the device lock held, for a function bound to `T`.
-    unsafe extern "C" fn reset_done_callback(pdev: *mut bindings::pci_dev) {
+    /// Called from a PCI error handler, with the device lock held, for a function bound to `T`.
+    unsafe fn from_pdev<'a>(pdev: *mut bindings::pci_dev) -> Option<&'a CoreDevice<T>> {
         // SAFETY: The function is bound to this driver (the PCI core found our handlers
         // through `pdev->driver`) and the device lock keeps remove away, so the driver data is
         // either null (not probed yet) or our container, alive with its data initialised.
         let container = unsafe { bindings::dev_get_drvdata(ptr::addr_of_mut!((*pdev).dev)) };
         if container.is_null() {
-            return;
+            return None;
         }
         // SAFETY: See above; `vdev` is at offset 0 of the container.
-        let dev = unsafe { CoreDevice::<T>::from_vdev(container.cast()) };
-        T::reset_done(dev);
+        Some(unsafe { CoreDevice::<T>::from_vdev(container.cast()) })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core, with the device lock held, for a function bound to `T`.
+    unsafe extern "C" fn reset_done_callback(pdev: *mut bindings::pci_dev) {
+        // SAFETY: As the function's safety requirements say.
+        if let Some(dev) = unsafe { Self::from_pdev(pdev) } {
+            T::reset_done(dev);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As for `reset_done_callback`.
+    unsafe extern "C" fn reset_prepare_callback(pdev: *mut bindings::pci_dev) {
+        // SAFETY: As the function's safety requirements say.
+        if let Some(dev) = unsafe { Self::from_pdev(pdev) } {
+            T::reset_prepare(dev);
+        }
+    }
+
+    /// The driver's `reset_prepare`, then vfio-pci-core's error notification.
+    ///
+    /// # Safety
+    ///
+    /// As for `reset_done_callback`.
+    unsafe extern "C" fn error_detected_callback(
+        pdev: *mut bindings::pci_dev,
+        state: bindings::pci_channel_state_t,
+    ) -> bindings::pci_ers_result_t {
+        // SAFETY: As the function's safety requirements say.
+        if let Some(dev) = unsafe { Self::from_pdev(pdev) } {
+            T::reset_prepare(dev);
+        }
+        // SAFETY: Same arguments as the PCI core passed.
+        unsafe { bindings::vfio_pci_core_aer_err_detected(pdev, state) }
     }
 
     const REGOPS: bindings::vfio_pci_regops = bindings::vfio_pci_regops {
         rw: Some(Self::region_rw_callback),
         release: Some(Self::region_release_callback),
-        mmap: None,
+        mmap: if T::HAS_REGION_MMAP {
+            Some(Self::region_mmap_callback)
+        } else {
+            None
+        },
         add_capability: None,
     };
+
+    const VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+        fault: Some(Self::fault_callback),
+        #[cfg(CONFIG_ARCH_SUPPORTS_HUGE_PFNMAP)]
+        huge_fault: Some(Self::huge_fault_callback),
+        // SAFETY: All other operations are optional: null pointers mean "none".
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// The id the driver registered region `index` of `core` with, if it is a device-specific
+    /// region of the current open.
+    ///
+    /// # Safety
+    ///
+    /// `core` is a device of `T` that is open (its region table is stable).
+    unsafe fn region_id(core: *mut bindings::vfio_pci_core_device, index: u32) -> Option<usize> {
+        let slot = index.checked_sub(NUM_REGIONS)? as usize;
+        // SAFETY: The table has `num_regions` entries while the device is open.
+        unsafe {
+            if slot >= (*core).num_regions as usize {
+                return None;
+            }
+            Some((*(*core).region.add(slot)).data as usize)
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by vfio-pci-core's `mmap` for a device-specific region of an open device of `T`,
+    /// with the mmap lock held and the VMA not yet visible to faults.
+    unsafe extern "C" fn region_mmap_callback(
+        vdev: *mut bindings::vfio_pci_core_device,
+        region: *mut bindings::vfio_pci_region,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
+        // SAFETY: As the function's safety requirements say; the region's data is the id
+        // `register_region` stored.
+        let (dev, id, area) = unsafe {
+            (
+                CoreDevice::<T>::from_vdev(ptr::addr_of_mut!((*vdev).vdev)),
+                (*region).data as usize,
+                VmArea::from_raw(vma),
+            )
+        };
+        from_result(|| {
+            T::region_mmap(dev, id, &RegionMap { vma: area })?;
+            // SAFETY: The VMA is being set up under the mmap lock. It holds a reference to the
+            // device file, so the device stays open (and valid) while the VMA exists: the
+            // fault callbacks can use the device through `vm_private_data`.
+            unsafe {
+                bindings::vm_flags_set(
+                    vma,
+                    (bindings::VM_IO
+                        | bindings::VM_PFNMAP
+                        | bindings::VM_DONTEXPAND
+                        | bindings::VM_DONTDUMP) as _,
+                );
+                (*vma).vm_ops = &Self::VM_OPS;
+                (*vma).vm_private_data = ptr::addr_of_mut!((*vdev).vdev).cast();
+            }
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the mm core for a fault in a VMA set up by `region_mmap_callback`.
+    unsafe extern "C" fn fault_callback(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+        // SAFETY: As the function's safety requirements say.
+        unsafe { Self::huge_fault_callback(vmf, 0) }
+    }
+
+    /// # Safety
+    ///
+    /// As for `fault_callback`.
+    unsafe extern "C" fn huge_fault_callback(
+        vmf: *mut bindings::vm_fault,
+        order: c_uint,
+    ) -> bindings::vm_fault_t {
+        let size = match order {
+            0 => FaultSize::Page,
+            bindings::PMD_ORDER => FaultSize::Pmd,
+            bindings::PUD_ORDER => FaultSize::Pud,
+            _ => return FaultResult::FALLBACK.0,
+        };
+        // SAFETY: The fault and its VMA are valid during the call; `region_mmap_callback` set
+        // `vm_private_data` to the device, open while the VMA exists.
+        let (vma, address) =
+            unsafe { ((*vmf).__bindgen_anon_1.vma, (*vmf).__bindgen_anon_1.address) };
+        // SAFETY: See above; the VMA's bounds and offset are stable under the mmap lock.
+        let (vdev, start, end, pgoff) = unsafe {
+            (
+                (*vma).vm_private_data.cast::<bindings::vfio_device>(),
+                (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_start,
+                (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_end,
+                (*vma).vm_pgoff,
+            )
+        };
+        let bytes = size.bytes() as usize;
+        let addr = address & !(bytes - 1);
+        if addr < start || addr.checked_add(bytes).map_or(true, |e| e > end) {
+            return if size == FaultSize::Page {
+                FaultResult::SIGBUS.0
+            } else {
+                FaultResult::FALLBACK.0
+            };
+        }
+        let file_offset = ((pgoff as u64) << bindings::PAGE_SHIFT) + (addr - start) as u64;
+        // SAFETY: See above.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(vdev) };
+        // SAFETY: The device is open while the VMA exists.
+        let Some(id) = (unsafe { Self::region_id(dev.core_raw(), offset_to_index(file_offset)) })
+        else {
+            return FaultResult::SIGBUS.0;
+        };
+        // INVARIANT: `vmf` is the fault being handled in a VMA of `region_mmap_callback`, and
+        // `[addr, addr + bytes)` was checked to lie inside it.
+        let fault = RegionFault {
+            vmf,
+            size,
+            addr,
+            offset: offset_in_region(file_offset),
+            _lifetime: PhantomData,
+        };
+        T::region_fault(dev, id, &fault).0
+    }
 
     const fn regops() -> &'static bindings::vfio_pci_regops {
         &Self::REGOPS

@@ -59,5 +59,41 @@ pub(crate) mod comp_regs;
 )]
 pub(crate) mod dvsec;
 
+#[path = "../../../drivers/vfio/pci/cxl/model/dpa.rs"]
+#[warn(
+    clippy::missing_docs_in_private_items,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::float_arithmetic
+)]
+pub(crate) mod dpa;
+
+#[path = "../../../drivers/vfio/pci/cxl/model/info.rs"]
+#[warn(
+    clippy::missing_docs_in_private_items,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::float_arithmetic
+)]
+pub(crate) mod info;
+
+#[path = "../../../drivers/vfio/pci/cxl/model/restore.rs"]
+#[warn(
+    clippy::missing_docs_in_private_items,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::float_arithmetic
+)]
+pub(crate) mod restore;
+
 #[cfg(test)]
 mod tests;

@@ -8,26 +8,37 @@
 //! - the COMP_REGS region: an emulated copy of the HDM decoder registers, so that the VMM
 //!   programs decoders without touching the host's (see [`model::comp_regs`]);
 //! - CXL DVSEC virtualization in configuration space: the guest sees and writes a shadow, and
-//!   only two action bits ever reach the hardware (see [`model::dvsec`]).
+//!   only two action bits ever reach the hardware (see [`model::dvsec`]);
+//! - the DPA region: the device memory, claimed exclusively, faulted into user mappings with
+//!   the largest page size the alignment allows, revoked around every reset and power change,
+//!   and scrubbed lazily for each new open (see [`dpa`]);
+//! - `VFIO_DEVICE_FLAGS_CXL` and the `VFIO_DEVICE_INFO_CAP_CXL` capability in
+//!   `VFIO_DEVICE_GET_INFO` (see [`model::info`]).
 //!
 //! With the module parameter `disable_cxl` set it never looks at CXL state at all. Any
 //! detection failure leaves the device working as plain vfio-pci, with one warning.
 
 mod detect;
+mod dpa;
 mod model;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 use detect::{CxlDevice, DetectError};
 use kernel::{
-    c_str, dev_info, dev_warn, new_mutex, pci,
+    c_str, dev_info, dev_warn,
+    ioctl::_IO,
+    new_mutex, pci,
     prelude::*,
     sync::Mutex,
     uaccess::{UserPtr, UserSlice},
-    vfio::pci::{self as vfio_pci, CoreDevice, OpenDevice},
+    vfio::pci::{
+        self as vfio_pci, CloseDevice, CoreDevice, FaultResult, OpenDevice, RegionFault, RegionMap,
+    },
 };
 use model::{
     comp_regs,
     dvsec::{DvsecShadow, HwWrite},
+    info,
     regs::{
         CXL_DVSEC_CONTROL2_OFFSET, CXL_DVSEC_CTRL2_INITIATE_CACHE_WBI,
         CXL_DVSEC_CTRL2_INITIATE_CXL_RESET, PCI_VENDOR_ID_CXL,
@@ -45,6 +56,10 @@ module! {
             default: false,
             description: "Disable the CXL extensions: the driver then behaves as plain vfio-pci",
         },
+        scrub_memory: bool {
+            default: true,
+            description: "Zero device memory before its first use in each open (turn off only for devices that clear their memory themselves)",
+        },
     },
 }
 
@@ -56,8 +71,34 @@ fn user_cfg_read(pdev: &pci::Device, pos: u16, len: usize) -> u32 {
 
 /// `VFIO_REGION_SUBTYPE_CXL_COMP_REGS` (`include/uapi/linux/vfio.h`).
 const VFIO_REGION_SUBTYPE_CXL_COMP_REGS: u32 = 2;
+/// `VFIO_REGION_SUBTYPE_CXL` (`include/uapi/linux/vfio.h`).
+const VFIO_REGION_SUBTYPE_CXL: u32 = 1;
 /// The [`vfio_pci::Driver::region_rw`] id of the COMP_REGS region.
 const COMP_REGS_REGION: usize = 1;
+/// The [`vfio_pci::Driver::region_rw`] id of the DPA region.
+const DPA_REGION: usize = 2;
+/// `VFIO_DEVICE_GET_INFO`.
+const VFIO_DEVICE_GET_INFO: u32 = _IO(VFIO_TYPE, VFIO_BASE + 7);
+/// `VFIO_DEVICE_RESET`.
+const VFIO_DEVICE_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 11);
+/// `VFIO_DEVICE_PCI_HOT_RESET`.
+const VFIO_DEVICE_PCI_HOT_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 13);
+/// `VFIO_TYPE` and `VFIO_BASE` of the vfio ioctl numbers.
+const VFIO_TYPE: u32 = b';' as u32;
+const VFIO_BASE: u32 = 100;
+/// `VFIO_DEVICE_FEATURE` flags and the low-power features.
+const VFIO_DEVICE_FEATURE_MASK: u32 = 0xffff;
+const VFIO_DEVICE_FEATURE_SET: u32 = 1 << 17;
+const VFIO_DEVICE_FEATURE_PROBE: u32 = 1 << 18;
+const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY: u32 = 3;
+const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: u32 = 4;
+const VFIO_DEVICE_FEATURE_LOW_POWER_EXIT: u32 = 5;
+/// Config registers whose writes can reset the function or change its power state:
+/// PM Control/Status, PCIe Device Control (Initiate FLR) and Advanced Features Control.
+const PCI_PM_CTRL: u16 = 4;
+const PCI_EXP_DEVCTL: u16 = 8;
+const PCI_CAP_ID_AF: u8 = 0x13;
+const PCI_AF_CTRL: u16 = 5;
 /// Size of an extended capability header.
 const PCI_EXT_CAP_HEADER_SIZE: u64 = 4;
 
@@ -73,6 +114,12 @@ struct DeviceState {
     /// path cannot take `open`: it may run while user config accesses are blocked, which an
     /// access holding `open` could be waiting for.)
     shadows_stale: AtomicBool,
+    /// The DPA region's state. Taken after vfio-pci-core's `memory_lock` when both are held.
+    #[pin]
+    dpa: Mutex<dpa::DpaState>,
+    /// Config-space byte ranges `(start, len)` whose writes may reset the function or change
+    /// its power state: the DPA region is revoked around them.
+    power_regs: [Option<(u16, u16)>; 3],
 }
 
 /// Shadows that live from one open (or reset) to the next.
@@ -84,6 +131,10 @@ struct OpenState {
     /// Whether this open already logged an unsupported CXL Reset request (logged once per
     /// open so that a guest cannot flood the log).
     cxl_reset_logged: bool,
+    /// Region index of COMP_REGS in this open.
+    comp_regs_index: u32,
+    /// Region index of the DPA region in this open, if the device has one.
+    dpa_index: Option<u32>,
 }
 
 /// The variant driver.
@@ -121,23 +172,104 @@ impl CxlVfioPci {
         Ok(open)
     }
 
-    /// Sets up the CXL state of an open: shadows and the COMP_REGS region.
+    /// Sets up the CXL state of an open: shadows, the DPA region (claiming its range) and the
+    /// COMP_REGS region.
     fn open_cxl(dev: &OpenDevice<'_, Self>, cxl: &CxlDevice) -> Result {
+        let region_type = u32::from(PCI_VENDOR_ID_CXL) | vfio_pci::REGION_TYPE_PCI_VENDOR_TYPE;
+        let memory = match &cxl.firmware {
+            Some(fw) => Some((dpa::claim(dev.pci_dev(), fw)?, fw.size)),
+            None => None,
+        };
+        let dpa_index = match &memory {
+            Some((_, size)) => Some(dev.register_region(
+                region_type,
+                VFIO_REGION_SUBTYPE_CXL,
+                usize::try_from(*size).map_err(|_| EINVAL)?,
+                vfio_pci::REGION_FLAG_READ
+                    | vfio_pci::REGION_FLAG_WRITE
+                    | vfio_pci::REGION_FLAG_MMAP,
+                DPA_REGION,
+            )?),
+            None => None,
+        };
+        let comp_regs_index = dev.register_region(
+            region_type,
+            VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
+            cxl.layout.region_size(),
+            vfio_pci::REGION_FLAG_READ | vfio_pci::REGION_FLAG_WRITE,
+            COMP_REGS_REGION,
+        )?;
         {
             let mut open = dev.data().open.lock();
             // vfio_pci_core_enable() may just have reset the device: start from now.
             dev.data().shadows_stale.store(false, Ordering::Relaxed);
             open.reset(dev.pci_dev(), cxl)?;
             open.cxl_reset_logged = false;
+            open.comp_regs_index = comp_regs_index;
+            open.dpa_index = dpa_index;
         }
-        dev.register_region(
-            u32::from(PCI_VENDOR_ID_CXL) | vfio_pci::REGION_TYPE_PCI_VENDOR_TYPE,
-            VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
-            cxl.layout.region_size(),
-            vfio_pci::REGION_FLAG_READ | vfio_pci::REGION_FLAG_WRITE,
-            COMP_REGS_REGION,
-        )?;
+        if let (Some((mem, _)), Some(index)) = (memory, dpa_index) {
+            dpa::open(dev, mem, index)?;
+        }
         Ok(())
+    }
+
+    /// `VFIO_DEVICE_GET_INFO` of a CXL device: vfio-pci's answer plus the CXL flag and
+    /// capability.
+    fn get_info(dev: &CoreDevice<Self>, cxl: &CxlDevice, arg: usize) -> Result<isize> {
+        let mut head = [0u8; info::DEVICE_INFO_MINSZ];
+        UserSlice::new(arg, head.len())
+            .reader()
+            .read_slice(&mut head)?;
+        let argsz = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let (comp_regs_region_index, dpa_index) = {
+            let open = dev.data().open.lock();
+            (open.comp_regs_index, open.dpa_index)
+        };
+        let mut flags = 0;
+        if cxl.firmware.is_some() {
+            flags |= info::VFIO_CXL_CAP_FIRMWARE_COMMITTED;
+        }
+        if cxl.layout.cache_capable() {
+            flags |= info::VFIO_CXL_CAP_CACHE_CAPABLE;
+        }
+        let cap = info::CxlCap {
+            bar: cxl.comp_bar as u8,
+            flags,
+            hdm_regs_offset: cxl.cm_offset(),
+            dpa_region_index: dpa_index.unwrap_or(info::NO_REGION),
+            comp_regs_region_index,
+        };
+        let device = info::DeviceInfo {
+            reset_works: dev.reset_works(),
+            num_regions: dev.num_regions(),
+        };
+        let reply = info::device_info(argsz, device, Some(cap)).map_err(|_| EINVAL)?;
+        if let Some(caps) = &reply.caps {
+            UserSlice::new(arg + info::DEVICE_INFO_SIZE, caps.len())
+                .writer()
+                .write_slice(caps)?;
+        }
+        UserSlice::new(arg, reply.header_len)
+            .writer()
+            .write_slice(&reply.header[..reply.header_len])?;
+        Ok(0)
+    }
+
+    /// Whether a config write at `pos` of `count` bytes touches a register that can reset the
+    /// function or change its power state.
+    fn touches_power_regs(dev: &CoreDevice<Self>, pos: i64, count: usize) -> bool {
+        let pos = pos as u64;
+        if vfio_pci::offset_to_index(pos) != vfio_pci::CONFIG_REGION_INDEX {
+            return false;
+        }
+        let start = vfio_pci::offset_in_region(pos);
+        let end = start.saturating_add(count as u64);
+        dev.data()
+            .power_regs
+            .iter()
+            .flatten()
+            .any(|&(reg, len)| start < u64::from(reg) + u64::from(len) && end > u64::from(reg))
     }
 
     /// A read or write of the config region that overlaps the CXL Device DVSEC: the DVSEC
@@ -341,14 +473,24 @@ impl vfio_pci::Driver for CxlVfioPci {
                 }
             }
         };
+        let power_regs = [
+            pdev.pm_cap().map(|cap| (cap + PCI_PM_CTRL, 2)),
+            pdev.pcie_cap().map(|cap| (cap + PCI_EXP_DEVCTL, 2)),
+            pdev.find_capability(PCI_CAP_ID_AF)
+                .map(|cap| (cap + PCI_AF_CTRL, 1)),
+        ];
         try_pin_init!(DeviceState {
             cxl,
             open <- new_mutex!(OpenState {
                 comp_regs: KVec::new(),
                 dvsec: None,
                 cxl_reset_logged: false,
+                comp_regs_index: 0,
+                dpa_index: None,
             }),
             shadows_stale: AtomicBool::new(false),
+            dpa <- new_mutex!(dpa::DpaState::new()),
+            power_regs,
         })
     }
 
@@ -364,8 +506,59 @@ impl vfio_pci::Driver for CxlVfioPci {
         Ok(())
     }
 
+    fn close_device(dev: &CloseDevice<'_, Self>) {
+        // No user mapping is left (each holds the device file); accesses stop here, before
+        // vfio-pci-core disables and resets the device.
+        dpa::revoke(dev);
+        dev.core_close_device();
+        dpa::close(dev);
+    }
+
+    fn reset_prepare(dev: &CoreDevice<Self>) {
+        dpa::revoke(dev);
+    }
+
     fn reset_done(dev: &CoreDevice<Self>) {
         dev.data().shadows_stale.store(true, Ordering::Release);
+        dpa::reset_done(dev);
+    }
+
+    fn ioctl(dev: &CoreDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
+        let Some(cxl) = &dev.data().cxl else {
+            return dev.core_ioctl(cmd, arg);
+        };
+        match cmd {
+            VFIO_DEVICE_GET_INFO => Self::get_info(dev, cxl, arg),
+            // vfio-pci-core resets under its memory_lock held for write, and the PCI core
+            // calls reset_prepare (revoke) and reset_done around the reset: restore now, so
+            // that the user's next access need not.
+            VFIO_DEVICE_RESET | VFIO_DEVICE_PCI_HOT_RESET => {
+                let ret = dev.core_ioctl(cmd, arg);
+                dpa::ensure_active(dev);
+                ret
+            }
+            _ => dev.core_ioctl(cmd, arg),
+        }
+    }
+
+    fn device_feature(dev: &CoreDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
+        let power_change = dev.data().cxl.is_some()
+            && flags & VFIO_DEVICE_FEATURE_SET != 0
+            && flags & VFIO_DEVICE_FEATURE_PROBE == 0
+            && matches!(
+                flags & VFIO_DEVICE_FEATURE_MASK,
+                VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY
+                    | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP
+                    | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT
+            );
+        if !power_change {
+            return dev.core_device_feature(flags, arg, argsz);
+        }
+        dpa::revoke_exclusive(dev);
+        let ret = dev.core_device_feature(flags, arg, argsz);
+        dpa::reset_done(dev);
+        dpa::ensure_active(dev);
+        ret
     }
 
     fn read(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
@@ -378,12 +571,25 @@ impl vfio_pci::Driver for CxlVfioPci {
     }
 
     fn write(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
-        match &dev.data().cxl {
-            Some(cxl) if Self::touches_dvsec(cxl, *pos, count) => {
-                Self::config_rw(dev, cxl, buf, count, pos, true)
-            }
-            _ => dev.core_write(buf, count, pos),
+        let Some(cxl) = &dev.data().cxl else {
+            return dev.core_write(buf, count, pos);
+        };
+        // A write that may start an FLR or change the power state: the DPA region is revoked
+        // before it reaches the device and restored after.
+        let power_change = Self::touches_power_regs(dev, *pos, count);
+        if power_change {
+            dpa::revoke_exclusive(dev);
         }
+        let ret = if Self::touches_dvsec(cxl, *pos, count) {
+            Self::config_rw(dev, cxl, buf, count, pos, true)
+        } else {
+            dev.core_write(buf, count, pos)
+        };
+        if power_change {
+            dpa::reset_done(dev);
+            dpa::ensure_active(dev);
+        }
+        ret
     }
 
     fn region_rw(
@@ -395,6 +601,9 @@ impl vfio_pci::Driver for CxlVfioPci {
         write: bool,
     ) -> Result<usize> {
         let cxl = dev.data().cxl.as_ref().ok_or(EINVAL)?;
+        if id == DPA_REGION {
+            return dpa::rw(dev, buf, count, offset, write);
+        }
         if id != COMP_REGS_REGION {
             return Err(EINVAL);
         }
@@ -411,6 +620,20 @@ impl vfio_pci::Driver for CxlVfioPci {
             user.writer().write(&value)?;
         }
         Ok(4)
+    }
+
+    fn region_mmap(dev: &CoreDevice<Self>, id: usize, map: &RegionMap<'_>) -> Result {
+        match id {
+            DPA_REGION => dpa::mmap(dev, map),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn region_fault(dev: &CoreDevice<Self>, id: usize, fault: &RegionFault<'_>) -> FaultResult {
+        match id {
+            DPA_REGION => dpa::fault(dev, fault),
+            _ => FaultResult::SIGBUS,
+        }
     }
 }
 

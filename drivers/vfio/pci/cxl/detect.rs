@@ -97,6 +97,9 @@ pub(crate) struct CxlDevice {
     pub(crate) snapshot: KVec<u32>,
     /// Decoder 0 as platform firmware committed it, if it did.
     pub(crate) firmware: Option<FirmwareDecoder>,
+    /// The DVSEC Control register as firmware left it (its Mem_Enable is restored after a
+    /// reset).
+    pub(crate) firmware_dvsec_control: u16,
 }
 
 impl CxlDevice {
@@ -130,6 +133,7 @@ pub(crate) fn detect(pdev: &pci::Device) -> Result<CxlDevice, DetectError> {
         return Err(DetectError::NotMemCapable);
     }
     let cache_capable = cap & CXL_DVSEC_CAP_CACHE_CAPABLE != 0;
+    let firmware_dvsec_control = read(dvsec + CXL_DVSEC_CONTROL_OFFSET, 2) as u16;
     // Every open builds this shadow: a DVSEC it cannot take must fail here, not at open.
     DvsecShadow::new(dvsec, &mut read).map_err(DetectError::Dvsec)?;
 
@@ -177,6 +181,7 @@ pub(crate) fn detect(pdev: &pci::Device) -> Result<CxlDevice, DetectError> {
         layout,
         snapshot,
         firmware,
+        firmware_dvsec_control,
     })
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The pure register model of the CXL extensions: register layout, the parsers that find the
-//! HDM decoders, and the emulation rules of the COMP_REGS region and of the CXL Device DVSEC.
+//! HDM decoders, the emulation rules of the COMP_REGS region and of the CXL Device DVSEC, the
+//! rules of the DPA region, the restore of decoder 0 after a reset, and the device info reply.
 //!
 //! Nothing here calls into the kernel or touches a device: the driver passes in snapshots,
 //! shadows and config-read callbacks, and carries out the hardware writes the model returns.
@@ -13,5 +14,8 @@
 
 pub(crate) mod caparray;
 pub(crate) mod comp_regs;
+pub(crate) mod dpa;
 pub(crate) mod dvsec;
+pub(crate) mod info;
 pub(crate) mod regs;
+pub(crate) mod restore;

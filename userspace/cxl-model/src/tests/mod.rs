@@ -2,6 +2,9 @@
 
 mod caparray;
 mod comp_regs;
+mod dpa;
 mod dvsec;
 mod fixtures;
+mod info;
 mod props;
+mod restore;

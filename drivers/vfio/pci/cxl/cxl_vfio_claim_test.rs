@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Test module: claims the host physical range `[start, start + size)` while loaded, as another
+//! driver owning a device's memory range would, so that tests can check that cxl-vfio-pci then
+//! refuses to open the device (`EBUSY`).
+
+use kernel::{c_str, io::mem::DeviceMemory, prelude::*, str::CString};
+
+module! {
+    type: ClaimTest,
+    name: "cxl_vfio_claim_test",
+    author: "cxl-vfio-pci developers",
+    description: "Test helper for cxl-vfio-pci: claims an iomem range while loaded",
+    license: "GPL",
+    params: {
+        start: u64 {
+            default: 0,
+            description: "First byte of the range to claim (page aligned)",
+        },
+        size: u64 {
+            default: 0,
+            description: "Size of the range in bytes (page aligned)",
+        },
+    },
+}
+
+struct ClaimTest {
+    _claim: DeviceMemory,
+}
+
+impl kernel::Module for ClaimTest {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let start = *module_parameters::start.value();
+        let size = usize::try_from(*module_parameters::size.value()).map_err(|_| EINVAL)?;
+        let claim = DeviceMemory::claim(
+            start,
+            size,
+            CString::try_from(c_str!("cxl_vfio_claim_test"))?,
+        )
+        .inspect_err(|e| pr_err!("cannot claim {:#x}+{:#x}: {:?}\n", start, size, e))?;
+        pr_info!(
+            "claimed [mem {:#x}-{:#x}]\n",
+            start,
+            start + size as u64 - 1
+        );
+        Ok(Self { _claim: claim })
+    }
+}

@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The DPA region: the device memory that firmware-committed HDM decoder 0 decodes, passed to the
+//! user as a region that is read, written and mapped.
+//!
+//! Lifecycle:
+//!
+//! - **open**: claim the decoder's host physical range under the device's name and map it
+//!   write-back ([`claim`]), register the region, then restore decoder 0 if the open-time reset
+//!   cleared it ([`open`]). The region is active only once decoder 0 reads back committed with
+//!   the firmware base and size.
+//! - **fault** / **read** / **write**: under vfio-pci-core's `memory_lock` (read) and the
+//!   device's `dpa` lock, check the function is powered and the region active, scrub the 2 MiB
+//!   chunks the access touches for the first time in this open, then insert the largest mapping
+//!   the alignment allows (PUD, PMD, page) or copy through the driver's own mapping.
+//! - **reset** (any path) and **power-state changes**: [`revoke`] before the hardware is touched
+//!   (the region becomes inactive, then every user mapping of it is zapped: a fault that raced in
+//!   before that is removed by the zap, any later one sees the inactive region); afterwards the
+//!   region waits for a restore, done at once after the driver's own ioctls or lazily by the next
+//!   access.
+//! - **close**: revoke, let vfio-pci-core disable (and reset) the device, then unmap and release
+//!   the range.
+//!
+//! Locking: `memory_lock` (vfio-pci-core's, held for read by accesses, for write around power
+//! changes and resets that vfio-pci-core starts) is always taken before `dpa`. `dpa` serialises
+//! the state, the scrub map and restores; the reset callbacks take only `dpa`, because they run
+//! both with and without `memory_lock` held.
+
+use crate::model::{
+    comp_regs::FirmwareDecoder,
+    dpa::{self as rules, ScrubMap},
+    regs::{CXL_CM_SIZE, CXL_DVSEC_CONTROL_OFFSET, CXL_DVSEC_CTRL_MEM_ENABLE},
+    restore::{self, DecoderMismatch},
+};
+use crate::{detect::CxlDevice, CxlVfioPci};
+use kernel::{
+    delay::msleep,
+    dev_dbg, dev_err, dev_warn, fmt,
+    io::mem::{self, DeviceMemory},
+    pci,
+    prelude::*,
+    str::CString,
+    uaccess::{UserPtr, UserSlice},
+    vfio::pci::{CoreDevice, FaultResult, RegionFault, RegionMap},
+};
+
+/// How long a commit may take (CXL r3.1 8.2.4.20.12: 10 ms), in 1 ms polls.
+const COMMIT_TIMEOUT_MS: u32 = 10;
+/// Largest piece a read or write copies at once through its bounce buffer.
+const TRANSFER_CHUNK: usize = 64 * 1024;
+
+/// Whether the region may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Decoder 0 decodes the claimed range: accesses go through.
+    Active,
+    /// A reset or a power change is under way: accesses fail until it is over.
+    Revoked,
+    /// A reset or power change is over: the next access (or the driver's ioctl path) checks
+    /// decoder 0 and restores it.
+    NeedsRestore,
+    /// Decoder 0 could not be restored: accesses fail until the next reset.
+    Failed,
+}
+
+/// The DPA state of the device; the `dpa` lock of [`crate::DeviceState`] protects it.
+pub(crate) struct DpaState {
+    /// The claimed and mapped range while the device is open with a DPA region.
+    mem: Option<DeviceMemory>,
+    /// Whether the region may be used.
+    status: Status,
+    /// Region index of the DPA region in this open.
+    index: u32,
+    /// One bit per scrub chunk: scrubbed in this open.
+    scrubbed: KVec<u64>,
+    /// Whether this open already logged a failed restore (once per open: a guest resetting in
+    /// a loop must not flood the log).
+    failure_logged: bool,
+}
+
+impl DpaState {
+    /// The state of a closed device.
+    pub(crate) fn new() -> Self {
+        Self {
+            mem: None,
+            status: Status::Revoked,
+            index: 0,
+            scrubbed: KVec::new(),
+            failure_logged: false,
+        }
+    }
+}
+
+/// The firmware decoder of a device with a DPA region.
+fn firmware(dev: &CoreDevice<CxlVfioPci>) -> Option<(&CxlDevice, &FirmwareDecoder)> {
+    let cxl = dev.data().cxl.as_ref()?;
+    Some((cxl, cxl.firmware.as_ref()?))
+}
+
+/// Claims and maps the range decoder 0 decodes, named after the device in `/proc/iomem`.
+pub(crate) fn claim(pdev: &pci::Device, fw: &FirmwareDecoder) -> Result<DeviceMemory> {
+    let size = usize::try_from(fw.size).map_err(|_| EINVAL)?;
+    let name = CString::try_from_fmt(fmt!("cxl-vfio-pci {}", pdev.name()))?;
+    DeviceMemory::claim(fw.base, size, name).inspect_err(|e| {
+        if *e == EBUSY {
+            let owner = if mem::intersects_system_ram(fw.base, size) {
+                "System RAM"
+            } else {
+                "another owner"
+            };
+            dev_err!(
+                pdev.as_dev(),
+                "DPA range [mem {:#x}-{:#x}] is busy ({}): not opening\n",
+                fw.base,
+                fw.base + fw.size - 1,
+                owner
+            );
+        } else {
+            dev_err!(pdev.as_dev(), "cannot map the DPA range: {:?}\n", e);
+        }
+    })
+}
+
+/// Starts an open: `mem` backs region `index`; every chunk is to be scrubbed again. Then makes
+/// the region active if decoder 0 can be restored (the open-time reset may have cleared it).
+pub(crate) fn open(dev: &CoreDevice<CxlVfioPci>, mem: DeviceMemory, index: u32) -> Result {
+    let mut scrubbed = KVec::new();
+    scrubbed.extend_with(rules::scrub_map_words(mem.len() as u64), 0, GFP_KERNEL)?;
+    {
+        let mut st = dev.data().dpa.lock();
+        st.mem = Some(mem);
+        st.status = Status::NeedsRestore;
+        st.index = index;
+        st.scrubbed = scrubbed;
+        st.failure_logged = false;
+    }
+    ensure_active(dev);
+    Ok(())
+}
+
+/// Ends an open: the memory is unmapped and the range released. No mapping exists any more
+/// (every VMA holds the device file open).
+pub(crate) fn close(dev: &CoreDevice<CxlVfioPci>) {
+    let mem = {
+        let mut st = dev.data().dpa.lock();
+        st.status = Status::Revoked;
+        st.scrubbed = KVec::new();
+        st.mem.take()
+    };
+    drop(mem);
+}
+
+/// Makes the region inactive and removes every user mapping of it. Called before anything
+/// that may reset the device or cut its power; the caller holds `memory_lock` for write when
+/// it can (vfio-pci-core does around the resets it starts).
+pub(crate) fn revoke(dev: &CoreDevice<CxlVfioPci>) {
+    let (index, size) = {
+        let mut st = dev.data().dpa.lock();
+        let Some(mem) = &st.mem else {
+            return;
+        };
+        let size = mem.len() as u64;
+        st.status = Status::Revoked;
+        (st.index, size)
+    };
+    // Outside the lock: a fault that inserted before the status changed is removed here, and
+    // every later one sees the region inactive.
+    dev.zap_region(index, size);
+}
+
+/// [`revoke`] with `memory_lock` held for write: before a power change the driver forwards.
+pub(crate) fn revoke_exclusive(dev: &CoreDevice<CxlVfioPci>) {
+    let _memory = dev.memory_lock_write();
+    revoke(dev);
+}
+
+/// After a reset or a power change: the region waits for a restore. Also zaps, in case a path
+/// reset the device without calling [`revoke`] first.
+pub(crate) fn reset_done(dev: &CoreDevice<CxlVfioPci>) {
+    revoke(dev);
+    let mut st = dev.data().dpa.lock();
+    if st.mem.is_some() {
+        st.status = Status::NeedsRestore;
+    }
+}
+
+/// Restores and reactivates the region now if it waits for it and the device is powered; the
+/// driver calls it after the ioctls that reset the device or change its power state.
+pub(crate) fn ensure_active(dev: &CoreDevice<CxlVfioPci>) {
+    let Some((cxl, fw)) = firmware(dev) else {
+        return;
+    };
+    let memory = dev.memory_lock_read();
+    if memory.is_powered() {
+        let mut st = dev.data().dpa.lock();
+        activate(dev.pci_dev(), cxl, fw, &mut st);
+    }
+}
+
+/// Whether the region is active, restoring decoder 0 first if the region waits for it. The
+/// caller holds `memory_lock` for read and has checked that the device is powered.
+fn activate(pdev: &pci::Device, cxl: &CxlDevice, fw: &FirmwareDecoder, st: &mut DpaState) -> bool {
+    match st.status {
+        Status::Active => return true,
+        Status::Revoked | Status::Failed => return false,
+        Status::NeedsRestore => {}
+    }
+    if st.mem.is_none() {
+        return false;
+    }
+    match restore_decoder(pdev, cxl, fw) {
+        Ok(programmed) => {
+            if programmed {
+                dev_dbg!(pdev.as_dev(), "HDM decoder 0 restored after a reset\n");
+            }
+            st.status = Status::Active;
+            true
+        }
+        Err(why) => {
+            st.status = Status::Failed;
+            if !st.failure_logged {
+                st.failure_logged = true;
+                dev_warn!(
+                    pdev.as_dev(),
+                    "DPA region inactive until the next reset: {}\n",
+                    why
+                );
+            }
+            false
+        }
+    }
+}
+
+/// Makes decoder 0 decode the firmware range again: Mem_Enable in the DVSEC, then decoder 0
+/// from the probe-time snapshot if it differs. Returns whether it had to be programmed.
+fn restore_decoder(
+    pdev: &pci::Device,
+    cxl: &CxlDevice,
+    fw: &FirmwareDecoder,
+) -> Result<bool, DecoderMismatch> {
+    let control = cxl.dvsec + CXL_DVSEC_CONTROL_OFFSET;
+    if cxl.firmware_dvsec_control & CXL_DVSEC_CTRL_MEM_ENABLE != 0 {
+        let now = pdev
+            .read_config_u16(control)
+            .map_err(|_| DecoderMismatch::NotResponding)?;
+        if now & CXL_DVSEC_CTRL_MEM_ENABLE == 0 {
+            pdev.write_config_u16(control, now | CXL_DVSEC_CTRL_MEM_ENABLE)
+                .map_err(|_| DecoderMismatch::NotResponding)?;
+        }
+    }
+    let cm = pdev
+        .iomap_range(cxl.comp_bar, cxl.cm_offset(), CXL_CM_SIZE)
+        .map_err(|_| DecoderMismatch::NotResponding)?;
+    let mut read = |offset: usize| cm.read32(offset).unwrap_or(!0);
+    match restore::check(&mut read, &cxl.layout, fw) {
+        Ok(()) => return Ok(false),
+        Err(DecoderMismatch::Locked) => return Err(DecoderMismatch::Locked),
+        Err(_) => {}
+    }
+    let ctrl_offset = restore::ctrl_offset(&cxl.layout);
+    let writes = restore::program(&cxl.snapshot, &cxl.layout, read(ctrl_offset))
+        .ok_or(DecoderMismatch::Locked)?;
+    for &(offset, value) in writes.iter().flatten() {
+        cm.write32(offset, value)
+            .map_err(|_| DecoderMismatch::NotResponding)?;
+    }
+    for _ in 0..COMMIT_TIMEOUT_MS {
+        if restore::commit_settled(read(ctrl_offset)) {
+            break;
+        }
+        msleep(1);
+    }
+    restore::check(&mut read, &cxl.layout, fw)?;
+    Ok(true)
+}
+
+/// Zeroes the chunks of `[offset, offset + len)` that this open has not used yet.
+fn scrub(st: &mut DpaState, offset: u64, len: u64) -> Result {
+    let DpaState { mem, scrubbed, .. } = st;
+    let mem = mem.as_ref().ok_or(EIO)?;
+    let size = mem.len() as u64;
+    let mut map = ScrubMap::new(scrubbed);
+    let scrub_on = *crate::module_parameters::scrub_memory.value();
+    for chunk in rules::chunks_touched(offset, len) {
+        if map.is_scrubbed(chunk) {
+            continue;
+        }
+        if scrub_on {
+            let bytes = rules::chunk_bytes(chunk, size);
+            mem.zero(bytes.start as usize, (bytes.end - bytes.start) as usize)?;
+        }
+        map.mark(chunk);
+    }
+    Ok(())
+}
+
+/// Checks a new mapping of the region: it must lie inside it. Nothing is inserted now.
+pub(crate) fn mmap(dev: &CoreDevice<CxlVfioPci>, map: &RegionMap<'_>) -> Result {
+    let (_, fw) = firmware(dev).ok_or(EINVAL)?;
+    rules::check_mmap(fw.size, map.offset(), map.len()).map_err(|_| EINVAL)
+}
+
+/// Serves a fault in a mapping of the region.
+pub(crate) fn fault(dev: &CoreDevice<CxlVfioPci>, fault: &RegionFault<'_>) -> FaultResult {
+    let Some((cxl, fw)) = firmware(dev) else {
+        return FaultResult::SIGBUS;
+    };
+    let memory = dev.memory_lock_read();
+    if !memory.is_powered() {
+        return FaultResult::SIGBUS;
+    }
+    let mut st = dev.data().dpa.lock();
+    if !activate(dev.pci_dev(), cxl, fw, &mut st) {
+        return FaultResult::SIGBUS;
+    }
+    let offset = fault.offset();
+    match &st.mem {
+        // A huge piece whose memory is not aligned for it: let the mm core retry smaller
+        // before scrubbing anything.
+        Some(mem) if !fault.can_insert(mem, offset) => return FaultResult::FALLBACK,
+        Some(_) => {}
+        None => return FaultResult::SIGBUS,
+    }
+    if scrub(&mut st, offset, fault.size().bytes()).is_err() {
+        return FaultResult::SIGBUS;
+    }
+    match &st.mem {
+        Some(mem) => fault.insert(mem, offset),
+        None => FaultResult::SIGBUS,
+    }
+}
+
+/// `read` (`write` false) or `write` of up to `count` bytes at `offset` of the region, clamped
+/// to its end. User memory is copied outside the locks, through a bounce buffer, so that a
+/// user buffer that is itself a mapping of the region cannot deadlock.
+pub(crate) fn rw(
+    dev: &CoreDevice<CxlVfioPci>,
+    buf: UserPtr,
+    count: usize,
+    offset: u64,
+    write: bool,
+) -> Result<usize> {
+    let (cxl, fw) = firmware(dev).ok_or(EINVAL)?;
+    let count = rules::clamp_transfer(fw.size, offset, count).map_err(|_| EINVAL)?;
+    let mut bounce = KVec::new();
+    bounce.extend_with(count.min(TRANSFER_CHUNK), 0u8, GFP_KERNEL)?;
+    let mut done = 0usize;
+    while done < count {
+        let n = (count - done).min(TRANSFER_CHUNK);
+        let piece = &mut bounce[..n];
+        let user = UserSlice::new(buf + done, n);
+        let at = offset + done as u64;
+        let step = if write {
+            user.reader().read_slice(piece).and_then(|()| {
+                with_memory(dev, cxl, fw, at, n, |mem| mem.write(at as usize, piece))
+            })
+        } else {
+            with_memory(dev, cxl, fw, at, n, |mem| mem.read(at as usize, piece))
+                .and_then(|()| user.writer().write_slice(piece))
+        };
+        match step {
+            Ok(()) => done += n,
+            // What was done before stays done: report it as a short transfer.
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+/// Runs `op` on the memory for an access to `[offset, offset + len)`, with the locks held,
+/// once the device is powered, the region active and the touched chunks scrubbed. `EIO`
+/// otherwise.
+fn with_memory(
+    dev: &CoreDevice<CxlVfioPci>,
+    cxl: &CxlDevice,
+    fw: &FirmwareDecoder,
+    offset: u64,
+    len: usize,
+    op: impl FnOnce(&DeviceMemory) -> Result,
+) -> Result {
+    let memory = dev.memory_lock_read();
+    if !memory.is_powered() {
+        return Err(EIO);
+    }
+    let mut st = dev.data().dpa.lock();
+    if !activate(dev.pci_dev(), cxl, fw, &mut st) {
+        return Err(EIO);
+    }
+    scrub(&mut st, offset, len as u64)?;
+    op(st.mem.as_ref().ok_or(EIO)?)
+}

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Device memory: host physical address ranges that a device decodes as memory (CXL.mem
+//! HDM ranges, for instance), claimed for one owner and mapped write-back.
+//!
+//! Such a range is RAM, not registers: it is mapped with `memremap(MEMREMAP_WB)`, which also
+//! records the write-back memory type, so that user mappings of it get the same type.
+//!
+//! C headers: [`include/linux/ioport.h`](srctree/include/linux/ioport.h),
+//! [`include/linux/io.h`](srctree/include/linux/io.h)
+
+use crate::{
+    bindings,
+    error::{
+        code::{EBUSY, EINVAL, ENOMEM},
+        Result,
+    },
+    str::CString,
+};
+use core::ptr::NonNull;
+
+/// A claimed and write-back mapped range of host physical memory.
+///
+/// [`DeviceMemory::claim`] requests the range from the iomem resource tree under a name (so
+/// that System RAM, another driver or a second claim conflict with it, and `/proc/iomem` shows
+/// the owner), then maps it. Drop unmaps and releases it.
+///
+/// Accesses are bounds-checked byte copies. The memory may also be mapped into user space, so
+/// its content can change at any time; no Rust reference to it is ever created.
+///
+/// # Invariants
+///
+/// - `[start, start + len)` is a busy iomem resource that `__request_region` created for this
+///   value, named by `name`, and released only in drop.
+/// - `addr` is the start of a `memremap(MEMREMAP_WB)` mapping of the whole range, unmapped in
+///   drop before the resource is released.
+pub struct DeviceMemory {
+    start: u64,
+    len: usize,
+    addr: NonNull<u8>,
+    /// The resource's name: the resource points to it until it is released.
+    _name: CString,
+}
+
+// SAFETY: The mapping and the resource are plain kernel objects usable from any thread; all
+// accesses are raw copies that need no synchronisation for memory safety.
+unsafe impl Send for DeviceMemory {}
+
+// SAFETY: `&self` methods only copy bytes in or out of the mapping (see `Send`).
+unsafe impl Sync for DeviceMemory {}
+
+/// Whether any part of `[start, start + len)` is System RAM.
+pub fn intersects_system_ram(start: u64, len: usize) -> bool {
+    // SAFETY: `region_intersects` only walks the resource tree under its lock.
+    let ret = unsafe {
+        bindings::region_intersects(
+            start,
+            len,
+            bindings::IORESOURCE_SYSTEM_RAM as _,
+            bindings::IORES_DESC_NONE as _,
+        )
+    };
+    ret != bindings::REGION_DISJOINT as i32
+}
+
+impl DeviceMemory {
+    /// Claims `[start, start + len)` under `name` and maps it write-back.
+    ///
+    /// Fails with `EBUSY` when any part of the range already belongs to someone (System RAM,
+    /// another driver, an earlier claim), `EINVAL` for an empty, unaligned or wrapping range
+    /// and `ENOMEM` when it cannot be mapped; nothing is held after a failure.
+    pub fn claim(start: u64, len: usize, name: CString) -> Result<Self> {
+        let page = bindings::PAGE_SIZE as u64;
+        if len == 0
+            || start % page != 0
+            || len as u64 % page != 0
+            || start.checked_add(len as u64).is_none()
+        {
+            return Err(EINVAL);
+        }
+        // SAFETY: `iomem_resource` is the kernel's static root resource; `name` outlives the
+        // resource (it is stored next to it and dropped after its release).
+        let res = unsafe {
+            bindings::__request_region(
+                core::ptr::addr_of_mut!(bindings::iomem_resource),
+                start,
+                len as u64,
+                name.as_char_ptr(),
+                0,
+            )
+        };
+        if res.is_null() {
+            return Err(EBUSY);
+        }
+        // SAFETY: The range is ours (just claimed) and is not System RAM (that would have
+        // conflicted), so `memremap` creates a new write-back mapping of it.
+        let addr = unsafe { bindings::memremap(start, len, bindings::MEMREMAP_WB as _) };
+        let Some(addr) = NonNull::new(addr.cast::<u8>()) else {
+            // SAFETY: Releases the claim made above, which nothing else references.
+            unsafe {
+                bindings::__release_region(
+                    core::ptr::addr_of_mut!(bindings::iomem_resource),
+                    start,
+                    len as u64,
+                )
+            };
+            return Err(ENOMEM);
+        };
+        // INVARIANT: Both the claim and the mapping were just made.
+        Ok(Self {
+            start,
+            len,
+            addr,
+            _name: name,
+        })
+    }
+
+    /// Length of the range in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the range is empty (never: claims are at least a page).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The page frame number of byte `offset` of a `size`-byte piece that lies inside the
+    /// range, for the kernel crate's own mapping code; `None` otherwise.
+    pub(crate) fn pfn_of(&self, offset: u64, size: u64) -> Option<usize> {
+        let end = offset.checked_add(size)?;
+        if end > self.len as u64 {
+            return None;
+        }
+        Some(((self.start + offset) >> bindings::PAGE_SHIFT) as usize)
+    }
+
+    fn check(&self, offset: usize, len: usize) -> Result<*mut u8> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => {
+                // SAFETY: `offset` is inside the mapping (checked above).
+                Ok(unsafe { self.addr.as_ptr().add(offset) })
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// Copies `buf.len()` bytes at `offset` of the range into `buf`.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result {
+        let src = self.check(offset, buf.len())?;
+        // SAFETY: `src` is valid for `buf.len()` bytes of the mapping (invariant and `check`),
+        // which never overlaps a kernel buffer.
+        unsafe { core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `buf` to `offset` of the range.
+    pub fn write(&self, offset: usize, buf: &[u8]) -> Result {
+        let dst = self.check(offset, buf.len())?;
+        // SAFETY: As for `read`.
+        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), dst, buf.len()) };
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `offset` of the range to zero.
+    pub fn zero(&self, offset: usize, len: usize) -> Result {
+        let dst = self.check(offset, len)?;
+        // SAFETY: `dst` is valid for `len` bytes of the mapping (invariant and `check`).
+        unsafe { core::ptr::write_bytes(dst, 0, len) };
+        Ok(())
+    }
+}
+
+impl Drop for DeviceMemory {
+    fn drop(&mut self) {
+        // SAFETY: The mapping and the claim are ours (invariants); the mapping goes first.
+        unsafe {
+            bindings::memunmap(self.addr.as_ptr().cast());
+            bindings::__release_region(
+                core::ptr::addr_of_mut!(bindings::iomem_resource),
+                self.start,
+                self.len as u64,
+            );
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Tests of the DPA region rules: mmap and transfer ranges, scrub chunk bookkeeping.
+
+use std::vec;
+
+use crate::dpa::*;
+
+const MIB: u64 = 1 << 20;
+const SIZE: u64 = 256 * MIB;
+
+#[test]
+fn mmap_must_lie_inside_the_region() {
+    assert_eq!(check_mmap(SIZE, 0, SIZE), Ok(()));
+    assert_eq!(check_mmap(SIZE, SIZE - 4096, 4096), Ok(()));
+    assert_eq!(check_mmap(SIZE, 0, 0), Err(RangeError::Empty));
+    assert_eq!(check_mmap(SIZE, SIZE, 4096), Err(RangeError::Outside));
+    assert_eq!(check_mmap(SIZE, u64::MAX - 4095, 4096), Err(RangeError::Outside));
+    assert_eq!(check_mmap(SIZE, 4096, SIZE), Err(RangeError::TooLong));
+    assert_eq!(check_mmap(SIZE, 0, SIZE + 1), Err(RangeError::TooLong));
+    // Wrapping arithmetic must not turn a huge length into a small end.
+    assert_eq!(check_mmap(SIZE, 4096, u64::MAX), Err(RangeError::TooLong));
+    assert_eq!(check_mmap(u64::MAX, 4096, u64::MAX - 4095), Err(RangeError::TooLong));
+}
+
+#[test]
+fn transfers_are_clamped_to_the_region_end() {
+    assert_eq!(clamp_transfer(SIZE, 0, 16), Ok(16));
+    assert_eq!(clamp_transfer(SIZE, SIZE - 3, 16), Ok(3));
+    assert_eq!(clamp_transfer(SIZE, SIZE - 1, usize::MAX), Ok(1));
+    assert_eq!(clamp_transfer(SIZE, 12345, 0), Ok(0));
+    assert_eq!(clamp_transfer(SIZE, SIZE, 1), Err(RangeError::Outside));
+    assert_eq!(clamp_transfer(SIZE, u64::MAX, 1), Err(RangeError::Outside));
+}
+
+#[test]
+fn chunks_touched_covers_exactly_the_bytes() {
+    assert_eq!(chunks_touched(0, 0), 0..0);
+    assert_eq!(chunks_touched(0, 1), 0..1);
+    assert_eq!(chunks_touched(2 * MIB - 1, 1), 0..1);
+    assert_eq!(chunks_touched(2 * MIB - 1, 2), 0..2);
+    assert_eq!(chunks_touched(2 * MIB, 2 * MIB), 1..2);
+    assert_eq!(chunks_touched(0, 1 << 30), 0..512);
+    assert_eq!(chunks_touched(3 * MIB, 4096), 1..2);
+    // No overflow at the top of the address space.
+    assert_eq!(
+        chunks_touched(u64::MAX - 10, 100),
+        (u64::MAX - 10) / SCRUB_CHUNK..u64::MAX / SCRUB_CHUNK + 1
+    );
+}
+
+#[test]
+fn chunk_bytes_stop_at_the_region_end() {
+    let size = 5 * MIB;
+    assert_eq!(chunk_count(size), 3);
+    assert_eq!(chunk_bytes(0, size), 0..2 * MIB);
+    assert_eq!(chunk_bytes(2, size), 4 * MIB..5 * MIB);
+    assert_eq!(chunk_bytes(3, size), size..size, "past the end: empty");
+    assert_eq!(chunk_count(SIZE), 128);
+    assert_eq!(scrub_map_words(SIZE), 2);
+    assert_eq!(scrub_map_words(2 * MIB), 1);
+    assert_eq!(scrub_map_words(1 << 40), (1 << 19) / 64);
+}
+
+#[test]
+fn scrub_map_records_each_chunk_once_and_clears() {
+    let mut words = vec![0u64; scrub_map_words(SIZE)];
+    let mut map = ScrubMap::new(&mut words);
+    assert!(!map.is_scrubbed(0));
+    assert!(!map.is_scrubbed(127));
+    assert!(map.is_scrubbed(128), "beyond the region: nothing to scrub");
+    map.mark(63);
+    map.mark(64);
+    assert!(map.is_scrubbed(63) && map.is_scrubbed(64));
+    assert!(!map.is_scrubbed(62) && !map.is_scrubbed(65));
+    let pending: std::vec::Vec<u64> = map.pending(60..68).collect();
+    assert_eq!(pending, vec![60, 61, 62, 65, 66, 67]);
+    map.mark(1000); // out of range: ignored, no panic
+    map.clear();
+    assert_eq!(map.pending(0..128).count(), 128, "a new open scrubs everything again");
+}
