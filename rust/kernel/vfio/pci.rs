@@ -165,6 +165,13 @@ pub trait Driver: Sized + 'static {
         Err(EINVAL)
     }
 
+    /// `VFIO_DEVICE_GET_REGION_INFO` of a device-specific region: add the region's own
+    /// capabilities (after the type capability vfio-pci-core adds) with [`RegionCaps::add`].
+    fn region_info_caps(dev: &CoreDevice<Self>, id: usize, caps: &mut RegionCaps<'_>) -> Result {
+        let _ = (dev, id, caps);
+        Ok(())
+    }
+
     /// A page fault in a mapping that [`Driver::region_mmap`] accepted: map the piece
     /// described by `fault` (a page, or a PMD or PUD sized block) with
     /// [`RegionFault::insert`], or refuse it. Called with the mmap lock held for read.
@@ -448,6 +455,39 @@ impl RegionMap<'_> {
     /// Whether the mapping is empty (the mm core never creates one).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The capability chain of a region info reply being built (`struct vfio_info_cap`).
+///
+/// # Invariants
+///
+/// `caps` is the chain vfio-pci-core is building for the current `VFIO_DEVICE_GET_REGION_INFO`.
+pub struct RegionCaps<'a> {
+    caps: *mut bindings::vfio_info_cap,
+    _lifetime: PhantomData<&'a mut ()>,
+}
+
+impl RegionCaps<'_> {
+    /// Appends a capability: `cap` starts with a `struct vfio_info_cap_header` whose `id` and
+    /// `version` are used (its `next` is filled in by vfio). `EINVAL` when `cap` is shorter than
+    /// the header.
+    pub fn add(&mut self, cap: &[u8]) -> Result {
+        if cap.len() < core::mem::size_of::<bindings::vfio_info_cap_header>() {
+            return Err(EINVAL);
+        }
+        let mut copy = crate::alloc::KVec::new();
+        copy.extend_from_slice(cap, crate::alloc::flags::GFP_KERNEL)?;
+        // SAFETY: `caps` is the chain being built (invariant); `copy` holds a header followed by
+        // the capability's body, `cap.len()` bytes in all, which vfio only reads and copies.
+        // The copy is a kmalloc buffer, aligned for the header (a caller's slice may not be).
+        to_result(unsafe {
+            bindings::vfio_info_add_capability(
+                self.caps,
+                copy.as_mut_ptr().cast::<bindings::vfio_info_cap_header>(),
+                cap.len(),
+            )
+        })
     }
 }
 
@@ -843,8 +883,37 @@ impl<T: Driver> Adapter<T> {
         } else {
             None
         },
-        add_capability: None,
+        add_capability: if T::HAS_REGION_INFO_CAPS {
+            Some(Self::region_caps_callback)
+        } else {
+            None
+        },
     };
+
+    /// # Safety
+    ///
+    /// Called by vfio-pci-core's `VFIO_DEVICE_GET_REGION_INFO` for a device-specific region of
+    /// an open device of `T`, with the capability chain it is building.
+    unsafe extern "C" fn region_caps_callback(
+        vdev: *mut bindings::vfio_pci_core_device,
+        region: *mut bindings::vfio_pci_region,
+        caps: *mut bindings::vfio_info_cap,
+    ) -> c_int {
+        // SAFETY: As the function's safety requirements say; the region's data is the id
+        // `register_region` stored.
+        let (dev, id) = unsafe {
+            (
+                CoreDevice::<T>::from_vdev(ptr::addr_of_mut!((*vdev).vdev)),
+                (*region).data as usize,
+            )
+        };
+        // INVARIANT: `caps` is the chain being built for this request.
+        let mut caps = RegionCaps {
+            caps,
+            _lifetime: PhantomData,
+        };
+        from_result(|| T::region_info_caps(dev, id, &mut caps).map(|()| 0))
+    }
 
     const VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
         fault: Some(Self::fault_callback),

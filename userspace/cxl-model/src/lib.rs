@@ -95,5 +95,17 @@ pub(crate) mod info;
 )]
 pub(crate) mod restore;
 
+#[path = "../../../drivers/vfio/pci/cxl/model/sparse.rs"]
+#[warn(
+    clippy::missing_docs_in_private_items,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::float_arithmetic
+)]
+pub(crate) mod sparse;
+
 #[cfg(test)]
 mod tests;

@@ -13,11 +13,14 @@
 //!   the largest page size the alignment allows, revoked around every reset and power change,
 //!   and scrubbed lazily for each new open (see [`dpa`]);
 //! - `VFIO_DEVICE_FLAGS_CXL` and the `VFIO_DEVICE_INFO_CAP_CXL` capability in
-//!   `VFIO_DEVICE_GET_INFO` (see [`model::info`]).
+//!   `VFIO_DEVICE_GET_INFO` (see [`model::info`]);
+//! - the component register BAR: sparse mmap of what lies outside the component register
+//!   block, and the block itself only ever emulated (see [`bar`]).
 //!
 //! With the module parameter `disable_cxl` set it never looks at CXL state at all. Any
 //! detection failure leaves the device working as plain vfio-pci, with one warning.
 
+mod bar;
 mod detect;
 mod dpa;
 mod model;
@@ -27,12 +30,14 @@ use detect::{CxlDevice, DetectError};
 use kernel::{
     c_str, dev_info, dev_warn,
     ioctl::_IO,
+    mm::virt::VmArea,
     new_mutex, pci,
     prelude::*,
     sync::Mutex,
     uaccess::{UserPtr, UserSlice},
     vfio::pci::{
-        self as vfio_pci, CloseDevice, CoreDevice, FaultResult, OpenDevice, RegionFault, RegionMap,
+        self as vfio_pci, CloseDevice, CoreDevice, FaultResult, OpenDevice, RegionCaps,
+        RegionFault, RegionMap,
     },
 };
 use model::{
@@ -160,7 +165,10 @@ impl OpenState {
 
 impl CxlVfioPci {
     /// Locks the shadows, first rebuilding them if the device was reset since they were built.
-    fn lock_shadows<'a>(dev: &'a CoreDevice<Self>, cxl: &CxlDevice) -> Result<ShadowGuard<'a>> {
+    pub(crate) fn lock_shadows<'a>(
+        dev: &'a CoreDevice<Self>,
+        cxl: &CxlDevice,
+    ) -> Result<ShadowGuard<'a>> {
         let mut open = dev.data().open.lock();
         if dev.data().shadows_stale.swap(false, Ordering::Acquire) {
             if let Err(e) = open.reset(dev.pci_dev(), cxl) {
@@ -529,6 +537,10 @@ impl vfio_pci::Driver for CxlVfioPci {
         };
         match cmd {
             VFIO_DEVICE_GET_INFO => Self::get_info(dev, cxl, arg),
+            bar::VFIO_DEVICE_GET_REGION_INFO => match bar::region_info(dev, cxl, arg) {
+                Some(ret) => ret,
+                None => dev.core_ioctl(cmd, arg),
+            },
             // vfio-pci-core resets under its memory_lock held for write, and the PCI core
             // calls reset_prepare (revoke) and reset_done around the reset: restore now, so
             // that the user's next access need not.
@@ -566,7 +578,17 @@ impl vfio_pci::Driver for CxlVfioPci {
             Some(cxl) if Self::touches_dvsec(cxl, *pos, count) => {
                 Self::config_rw(dev, cxl, buf, count, pos, false)
             }
+            Some(cxl) if bar::touches_block(dev, cxl, *pos, count) => {
+                bar::rw(dev, cxl, buf, count, pos, false)
+            }
             _ => dev.core_read(buf, count, pos),
+        }
+    }
+
+    fn mmap(dev: &CoreDevice<Self>, vma: &VmArea) -> Result {
+        match &dev.data().cxl {
+            Some(cxl) if !bar::mmap_allowed(dev, cxl, vma) => Err(EINVAL),
+            _ => dev.core_mmap(vma),
         }
     }
 
@@ -582,6 +604,8 @@ impl vfio_pci::Driver for CxlVfioPci {
         }
         let ret = if Self::touches_dvsec(cxl, *pos, count) {
             Self::config_rw(dev, cxl, buf, count, pos, true)
+        } else if bar::touches_block(dev, cxl, *pos, count) {
+            bar::rw(dev, cxl, buf, count, pos, true)
         } else {
             dev.core_write(buf, count, pos)
         };
@@ -626,6 +650,13 @@ impl vfio_pci::Driver for CxlVfioPci {
         match id {
             DPA_REGION => dpa::mmap(dev, map),
             _ => Err(EINVAL),
+        }
+    }
+
+    fn region_info_caps(dev: &CoreDevice<Self>, id: usize, caps: &mut RegionCaps<'_>) -> Result {
+        match (&dev.data().cxl, id) {
+            (Some(cxl), COMP_REGS_REGION) => caps.add(&bar::comp_regs_cap(cxl)),
+            _ => Ok(()),
         }
     }
 

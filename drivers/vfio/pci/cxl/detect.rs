@@ -97,6 +97,9 @@ pub(crate) struct CxlDevice {
     pub(crate) snapshot: KVec<u32>,
     /// Decoder 0 as platform firmware committed it, if it did.
     pub(crate) firmware: Option<FirmwareDecoder>,
+    /// The whole component register block (64 KiB, or up to the BAR's end), as read at probe
+    /// with 32-bit accesses.
+    pub(crate) block_regs: KVec<u32>,
     /// The DVSEC Control register as firmware left it (its Mem_Enable is restored after a
     /// reset).
     pub(crate) firmware_dvsec_control: u16,
@@ -147,22 +150,32 @@ pub(crate) fn detect(pdev: &pci::Device) -> Result<CxlDevice, DetectError> {
     // The registers decode only with memory space enabled; vfio-pci-core enables the device
     // again at open, so only the snapshot needs it now.
     let _mem = pdev.enable_mem().map_err(DetectError::Map)?;
-    let cm = pdev
-        .iomap_range(
-            block.bir.into(),
-            block.offset + CXL_CM_OFFSET as u64,
-            CXL_CM_SIZE,
-        )
+    // The whole block as the BAR holds it (up to 64 KiB): reads of it through the BAR region
+    // are served from this snapshot, and its CXL.mem area is what COMP_REGS emulates.
+    let bar_len = pdev
+        .bar(block.bir.into())
+        .map(|bar| bar.len())
+        .ok_or(DetectError::Map(EINVAL))?;
+    let block_len = bar_len
+        .saturating_sub(block.offset)
+        .min(CXL_COMPONENT_REG_BLOCK_SIZE as u64) as usize;
+    if block_len < CXL_CM_OFFSET + CXL_CM_SIZE {
+        return Err(DetectError::Map(EINVAL));
+    }
+    let regs = pdev
+        .iomap_range(block.bir.into(), block.offset, block_len)
         .map_err(DetectError::Map)?;
     // 32-bit accesses only: some implementations (QEMU's among them) drop wider ones.
-    let mut area =
-        KVec::with_capacity(CXL_CM_SIZE / 4, GFP_KERNEL).map_err(|_| DetectError::NoMemory)?;
-    for dword in 0..CXL_CM_SIZE / 4 {
-        let value = cm.read32(dword * 4).map_err(DetectError::Map)?;
-        area.push(value, GFP_KERNEL)
+    let mut block_regs =
+        KVec::with_capacity(block_len / 4, GFP_KERNEL).map_err(|_| DetectError::NoMemory)?;
+    for dword in 0..block_len / 4 {
+        let value = regs.read32(dword * 4).map_err(DetectError::Map)?;
+        block_regs
+            .push(value, GFP_KERNEL)
             .map_err(|_| DetectError::NoMemory)?;
     }
-    let layout = HdmLayout::from_cm_area(&area, cache_capable)?;
+    let area = &block_regs[CXL_CM_OFFSET / 4..(CXL_CM_OFFSET + CXL_CM_SIZE) / 4];
+    let layout = HdmLayout::from_cm_area(area, cache_capable)?;
     // Keep what the COMP_REGS region shows: the capability array up to the HDM block's end.
     let mut snapshot = KVec::new();
     snapshot
@@ -182,6 +195,7 @@ pub(crate) fn detect(pdev: &pci::Device) -> Result<CxlDevice, DetectError> {
         snapshot,
         firmware,
         firmware_dvsec_control,
+        block_regs,
     })
 }
 

@@ -19,3 +19,4 @@ pub(crate) mod dvsec;
 pub(crate) mod info;
 pub(crate) mod regs;
 pub(crate) mod restore;
+pub(crate) mod sparse;

@@ -13,12 +13,18 @@ fn mmap_must_lie_inside_the_region() {
     assert_eq!(check_mmap(SIZE, SIZE - 4096, 4096), Ok(()));
     assert_eq!(check_mmap(SIZE, 0, 0), Err(RangeError::Empty));
     assert_eq!(check_mmap(SIZE, SIZE, 4096), Err(RangeError::Outside));
-    assert_eq!(check_mmap(SIZE, u64::MAX - 4095, 4096), Err(RangeError::Outside));
+    assert_eq!(
+        check_mmap(SIZE, u64::MAX - 4095, 4096),
+        Err(RangeError::Outside)
+    );
     assert_eq!(check_mmap(SIZE, 4096, SIZE), Err(RangeError::TooLong));
     assert_eq!(check_mmap(SIZE, 0, SIZE + 1), Err(RangeError::TooLong));
     // Wrapping arithmetic must not turn a huge length into a small end.
     assert_eq!(check_mmap(SIZE, 4096, u64::MAX), Err(RangeError::TooLong));
-    assert_eq!(check_mmap(u64::MAX, 4096, u64::MAX - 4095), Err(RangeError::TooLong));
+    assert_eq!(
+        check_mmap(u64::MAX, 4096, u64::MAX - 4095),
+        Err(RangeError::TooLong)
+    );
 }
 
 #[test]
@@ -75,5 +81,9 @@ fn scrub_map_records_each_chunk_once_and_clears() {
     assert_eq!(pending, vec![60, 61, 62, 65, 66, 67]);
     map.mark(1000); // out of range: ignored, no panic
     map.clear();
-    assert_eq!(map.pending(0..128).count(), 128, "a new open scrubs everything again");
+    assert_eq!(
+        map.pending(0..128).count(),
+        128,
+        "a new open scrubs everything again"
+    );
 }

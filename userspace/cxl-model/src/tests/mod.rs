@@ -8,3 +8,4 @@ mod fixtures;
 mod info;
 mod props;
 mod restore;
+mod sparse;

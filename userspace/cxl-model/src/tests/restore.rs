@@ -119,7 +119,11 @@ fn each_mismatch_is_named() {
     let (snapshot, layout, fw) = setup(0);
     let cases: [(usize, u32, DecoderMismatch); 5] = [
         (CTRL, 0, DecoderMismatch::NotCommitted),
-        (CTRL, CXL_HDM_DECODER0_CTRL_COMMIT_ERROR, DecoderMismatch::CommitError),
+        (
+            CTRL,
+            CXL_HDM_DECODER0_CTRL_COMMIT_ERROR,
+            DecoderMismatch::CommitError,
+        ),
         (BASE_LO, 0x2000_0000, DecoderMismatch::Base),
         (SIZE_LO, 0x2000_0000, DecoderMismatch::Size),
         (CTRL, u32::MAX, DecoderMismatch::NotResponding),
@@ -185,5 +189,8 @@ fn the_commit_write_keeps_firmware_attributes_and_drops_status_bits() {
     let (goffset, gvalue) = writes[1].unwrap();
     assert_eq!(goffset, GLOBAL);
     assert_ne!(gvalue & CXL_HDM_DECODER_ENABLE, 0);
-    assert!(program(&snapshot[..4], &layout, 0).is_none(), "short snapshot");
+    assert!(
+        program(&snapshot[..4], &layout, 0).is_none(),
+        "short snapshot"
+    );
 }

@@ -140,3 +140,105 @@ pub(crate) fn device_info(
         caps,
     })
 }
+
+/// `offsetofend(struct vfio_region_info, offset)` = `sizeof(struct vfio_region_info)`.
+pub(crate) const REGION_INFO_SIZE: usize = 32;
+/// `VFIO_REGION_INFO_FLAG_READ`.
+pub(crate) const VFIO_REGION_INFO_FLAG_READ: u32 = 1 << 0;
+/// `VFIO_REGION_INFO_FLAG_WRITE`.
+pub(crate) const VFIO_REGION_INFO_FLAG_WRITE: u32 = 1 << 1;
+/// `VFIO_REGION_INFO_FLAG_MMAP`.
+pub(crate) const VFIO_REGION_INFO_FLAG_MMAP: u32 = 1 << 2;
+/// `VFIO_REGION_INFO_FLAG_CAPS`.
+pub(crate) const VFIO_REGION_INFO_FLAG_CAPS: u32 = 1 << 3;
+/// `VFIO_REGION_INFO_CAP_SPARSE_MMAP`.
+pub(crate) const VFIO_REGION_INFO_CAP_SPARSE_MMAP: u16 = 1;
+/// `VFIO_REGION_INFO_CAP_CXL_COMP_REGS`.
+pub(crate) const VFIO_REGION_INFO_CAP_CXL_COMP_REGS: u16 = 6;
+/// `sizeof(struct vfio_region_info_cap_cxl_comp_regs)`.
+pub(crate) const CAP_COMP_REGS_SIZE: usize = 32;
+/// Largest sparse mmap capability this driver builds: header, count, two areas.
+pub(crate) const CAP_SPARSE_MAX: usize = 16 + 2 * 16;
+
+/// The reply to `VFIO_DEVICE_GET_REGION_INFO` for the component BAR: `header` goes to the
+/// start of the user's structure, `caps[..caps_len]` right after it.
+pub(crate) struct RegionReply {
+    /// The `struct vfio_region_info` to copy back.
+    pub(crate) header: [u8; REGION_INFO_SIZE],
+    /// The capability chain; empty when there is none or the user's buffer cannot hold it.
+    pub(crate) caps: [u8; CAP_SPARSE_MAX],
+    /// How many bytes of `caps` to copy.
+    pub(crate) caps_len: usize,
+}
+
+/// Builds the region info of the component BAR (region `index`, `size` bytes, at device-file
+/// offset `offset`) whose mappable parts are `areas`, for a user structure whose `argsz` is
+/// `argsz`: read and write always; mmap and a sparse mmap capability listing the areas when
+/// there is at least one. The `argsz` protocol is vfio-pci's, as for [`device_info`].
+pub(crate) fn bar_region_info(
+    argsz: u32,
+    index: u32,
+    size: u64,
+    offset: u64,
+    areas: &[Option<(u64, u64)>],
+) -> Result<RegionReply, ArgszTooSmall> {
+    if (argsz as usize) < REGION_INFO_SIZE {
+        return Err(ArgszTooSmall);
+    }
+    let mut flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+    let mut cap = [0u8; CAP_SPARSE_MAX];
+    let mut nr_areas = 0u32;
+    for &(area_offset, area_size) in areas.iter().flatten().take(2) {
+        let at = 16 + 16 * nr_areas as usize;
+        put(&mut cap, at, &area_offset.to_le_bytes());
+        put(&mut cap, at + 8, &area_size.to_le_bytes());
+        nr_areas += 1;
+    }
+    let mut reply_argsz = argsz;
+    let mut cap_offset = 0u32;
+    let mut caps_len = 0;
+    if nr_areas > 0 {
+        flags |= VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
+        put(&mut cap, 0, &VFIO_REGION_INFO_CAP_SPARSE_MMAP.to_le_bytes());
+        put(&mut cap, 2, &1u16.to_le_bytes());
+        put(&mut cap, 8, &nr_areas.to_le_bytes());
+        let len = 16 + 16 * nr_areas as usize;
+        if (argsz as usize) < REGION_INFO_SIZE + len {
+            reply_argsz = (REGION_INFO_SIZE + len) as u32;
+        } else {
+            cap_offset = REGION_INFO_SIZE as u32;
+            caps_len = len;
+        }
+    }
+    let mut header = [0u8; REGION_INFO_SIZE];
+    put(&mut header, 0, &reply_argsz.to_le_bytes());
+    put(&mut header, 4, &flags.to_le_bytes());
+    put(&mut header, 8, &index.to_le_bytes());
+    put(&mut header, 12, &cap_offset.to_le_bytes());
+    put(&mut header, 16, &size.to_le_bytes());
+    put(&mut header, 24, &offset.to_le_bytes());
+    if caps_len == 0 {
+        cap = [0u8; CAP_SPARSE_MAX];
+    }
+    Ok(RegionReply {
+        header,
+        caps: cap,
+        caps_len,
+    })
+}
+
+/// The COMP_REGS region's `VFIO_REGION_INFO_CAP_CXL_COMP_REGS` capability, version 1: the
+/// component register block is `[block_offset, block_offset + block_size)` of BAR `bar`.
+pub(crate) fn comp_regs_cap(
+    bar: u32,
+    block_offset: u64,
+    block_size: u64,
+) -> [u8; CAP_COMP_REGS_SIZE] {
+    let mut b = [0u8; CAP_COMP_REGS_SIZE];
+    put(&mut b, 0, &VFIO_REGION_INFO_CAP_CXL_COMP_REGS.to_le_bytes());
+    put(&mut b, 2, &1u16.to_le_bytes());
+    put(&mut b, 8, &bar.to_le_bytes());
+    put(&mut b, 16, &block_offset.to_le_bytes());
+    put(&mut b, 24, &block_size.to_le_bytes());
+    b
+}
