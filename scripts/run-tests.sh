@@ -85,6 +85,19 @@ vm_suite vm-smoke-disable-cxl --disable-cxl -- target/release/cxlvfio-smoke --ex
 vm_suite vm-cxl -- target/release/cxlvfio-cxl
 vm_suite vm-cxl-disabled --disable-cxl -- target/release/cxlvfio-cxl --expect-no-cxl
 vm_suite vm-no-dvsec -- tests/vm/no-dvsec.sh
+# The DPA region (device memory) and the component BAR, through the UAPI; then the data the
+# guest left in device memory must be in QEMU's memory backend file.
+rm -f "$logs/cxl-mem.raw"
+VM_MEM_OUT="$logs/cxl-mem.raw" vm_suite vm-dpa -- target/release/cxlvfio-dpa
+echo "== backend (device memory as QEMU stored it, checked on the host)"
+target/release/cxlvfio backend-check "$logs/cxl-mem.raw" "$logs/vm-dpa.ktap" >"$logs/backend.ktap" 2>&1
+rc=$?
+cat "$logs/backend.ktap"
+p=$(grep -cE '^ok [0-9]+ ' "$logs/backend.ktap")
+f=$(grep -cE '^not ok [0-9]+ ' "$logs/backend.ktap")
+[ "$rc" = 0 ] && [ "$p" != 0 ] || f=$((f + 1))
+count backend "$p" "$f"
+rm -f "$logs/cxl-mem.raw"
 
 # 5. In-kernel: KUnit doctests, run at boot of the first VM.
 echo "== KUnit doctests (from the guest kernel log)"

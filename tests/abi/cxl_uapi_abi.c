@@ -25,7 +25,7 @@ static int test_no, failed;
 		}                                                               \
 	} while (0)
 
-#define NUM_TESTS 64
+#define NUM_TESTS 70
 
 int main(void)
 {
@@ -55,9 +55,20 @@ int main(void)
 	      offsetof(struct vfio_device_info_cap_cxl, dpa_region_index), 24);
 	CHECK("cap_cxl.comp_regs_region_index",
 	      offsetof(struct vfio_device_info_cap_cxl, comp_regs_region_index), 28);
+	/* Where COMP_REGS sits in the component register BAR (region capability). */
+	CHECK("VFIO_REGION_INFO_CAP_CXL_COMP_REGS", VFIO_REGION_INFO_CAP_CXL_COMP_REGS, 6);
+	CHECK("sizeof(struct vfio_region_info_cap_cxl_comp_regs)",
+	      sizeof(struct vfio_region_info_cap_cxl_comp_regs), 32);
+	CHECK("cap_cxl_comp_regs.bar_index",
+	      offsetof(struct vfio_region_info_cap_cxl_comp_regs, bar_index), 8);
+	CHECK("cap_cxl_comp_regs.block_offset",
+	      offsetof(struct vfio_region_info_cap_cxl_comp_regs, block_offset), 16);
+	CHECK("cap_cxl_comp_regs.block_size",
+	      offsetof(struct vfio_region_info_cap_cxl_comp_regs, block_size), 24);
 	/* The capabilities that must not have moved. */
 	CHECK("VFIO_DEVICE_FLAGS_CAPS", VFIO_DEVICE_FLAGS_CAPS, 1u << 7);
 	CHECK("VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP", VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP, 5);
+	CHECK("VFIO_REGION_INFO_CAP_SPARSE_MMAP", VFIO_REGION_INFO_CAP_SPARSE_MMAP, 1);
 	CHECK("sizeof(struct vfio_device_info)", sizeof(struct vfio_device_info), 24);
 
 	/* cxl/cxl_regs.h: component block and capability array. */

@@ -67,8 +67,38 @@ pub fn parse_kmsg_record(record: &str) -> Option<&str> {
     Some(text)
 }
 
+/// `KERN_ERR`: the log level of `dev_err()` and `pr_err()` (lower is more severe).
+pub const LOG_ERR: u8 = 3;
+
+/// One record of `/dev/kmsg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsgRecord {
+    /// Log level, 0 (emergency) to 7 (debug).
+    pub level: u8,
+    /// Sequence number: increases by one per record.
+    pub seq: u64,
+    /// The message text.
+    pub text: String,
+}
+
+/// Level, sequence number and text of one `/dev/kmsg` record, or `None` if malformed.
+pub fn parse_kmsg_full(record: &str) -> Option<KmsgRecord> {
+    let first = record.lines().next()?;
+    let (prefix, text) = first.split_once(';')?;
+    let mut fields = prefix.split(',');
+    // The first field is the syslog priority: facility * 8 + level.
+    let prio = fields.next()?.parse::<u64>().ok()?;
+    let seq = fields.next()?.parse::<u64>().ok()?;
+    fields.next()?.parse::<u64>().ok()?;
+    Some(KmsgRecord {
+        level: (prio & 7) as u8,
+        seq,
+        text: text.to_string(),
+    })
+}
+
 /// Reads every record currently in the kernel ring buffer through `/dev/kmsg`.
-fn read_dev_kmsg() -> io::Result<Vec<String>> {
+pub fn read_kmsg_records() -> io::Result<Vec<KmsgRecord>> {
     // Non-blocking: a read at the end of the buffer returns EAGAIN instead of
     // waiting for new messages.
     let mut f = OpenOptions::new()
@@ -76,7 +106,7 @@ fn read_dev_kmsg() -> io::Result<Vec<String>> {
         .custom_flags(libc::O_NONBLOCK)
         .open("/dev/kmsg")
         .context(|| "open /dev/kmsg".to_string())?;
-    let mut lines = Vec::new();
+    let mut records = Vec::new();
     // Each read returns exactly one record; records are at most ~8 KiB.
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -84,8 +114,8 @@ fn read_dev_kmsg() -> io::Result<Vec<String>> {
             Ok(0) => break,
             Ok(n) => {
                 let rec = String::from_utf8_lossy(&buf[..n]);
-                if let Some(text) = parse_kmsg_record(&rec) {
-                    lines.push(text.to_string());
+                if let Some(r) = parse_kmsg_full(&rec) {
+                    records.push(r);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -96,7 +126,30 @@ fn read_dev_kmsg() -> io::Result<Vec<String>> {
             Err(e) => return Err(e).context(|| "read /dev/kmsg".to_string()),
         }
     }
-    Ok(lines)
+    Ok(records)
+}
+
+fn read_dev_kmsg() -> io::Result<Vec<String>> {
+    Ok(read_kmsg_records()?.into_iter().map(|r| r.text).collect())
+}
+
+/// A position in the kernel log: every record logged after this call has a
+/// sequence number at least this large.
+pub fn log_mark() -> io::Result<u64> {
+    Ok(read_kmsg_records()?.last().map_or(0, |r| r.seq + 1))
+}
+
+/// The records logged since `mark` (from [`log_mark`]).
+pub fn records_since(mark: u64) -> io::Result<Vec<KmsgRecord>> {
+    let mut records = read_kmsg_records()?;
+    records.retain(|r| r.seq >= mark);
+    Ok(records)
+}
+
+/// Problem lines logged since `mark` (from [`log_mark`]).
+pub fn problems_since(mark: u64) -> io::Result<Vec<String>> {
+    let records = records_since(mark)?;
+    Ok(find_problems(records.iter().map(|r| r.text.as_str())))
 }
 
 /// Reads the kernel log with `dmesg`.
@@ -229,5 +282,23 @@ mod tests {
         assert_eq!(parse_kmsg_record("no prefix here"), None);
         assert_eq!(parse_kmsg_record("x,1,2,-;text"), None);
         assert_eq!(parse_kmsg_record(""), None);
+    }
+
+    #[test]
+    fn kmsg_full_record_parsing() {
+        assert_eq!(
+            parse_kmsg_full("3,4711,5678901,-,caller=T9;cxl-vfio-pci 0000:0d:00.0: DPA range busy\n SUBSYSTEM=pci\n"),
+            Some(KmsgRecord {
+                level: LOG_ERR,
+                seq: 4711,
+                text: "cxl-vfio-pci 0000:0d:00.0: DPA range busy".to_string()
+            })
+        );
+        // Facility bits (here 1, user) do not leak into the level.
+        let r = parse_kmsg_full("14,1,2,-;hello").unwrap();
+        assert_eq!((r.level, r.seq), (6, 1));
+        assert_eq!(parse_kmsg_full("x,1,2,-;text"), None);
+        assert_eq!(parse_kmsg_full("6,y,2,-;text"), None);
+        assert_eq!(parse_kmsg_full("6,1;text"), None);
     }
 }

@@ -10,18 +10,27 @@
 //! - [`ktap`]: KTAP reporter and result parser.
 //! - [`kmsg`]: kernel log problem matcher.
 //! - [`cxl`]: CXL register layouts and reference models of the driver's CXL ABI.
+//! - [`mmap`], [`sigbus`]: device-memory mappings, volatile access, fault
+//!   counting, and a SIGBUS handler that turns faults into test results.
+//! - [`pattern`], [`iomem`], [`backend`]: test data, `/proc/iomem`, and the
+//!   markers the DPA suite leaves for the host-side backend check.
 
 #![warn(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod backend;
 pub mod cli;
 pub mod cxl;
 pub mod error;
+pub mod iomem;
 pub mod kmod;
 pub mod kmsg;
 pub mod ktap;
+pub mod mmap;
+pub mod pattern;
 pub mod pci;
+pub mod sigbus;
 pub mod uapi;
 pub mod vfio;
 

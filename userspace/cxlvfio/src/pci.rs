@@ -5,9 +5,11 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{other, ResultExt};
+use crate::mmap::{Mapping, PAGE_SIZE};
 
 /// Where the PCI core lists devices.
 pub const SYSFS_PCI_DEVICES: &str = "/sys/bus/pci/devices";
@@ -187,6 +189,71 @@ pub fn resource(bdf: &str, index: usize) -> io::Result<Resource> {
     })
 }
 
+/// A read-only shared mapping of memory BAR `bar` through sysfs `resource<bar>`:
+/// the host's view of the device's registers, past any VFIO emulation (root only).
+///
+/// Registers are read with single aligned 32-bit volatile loads: devices (and
+/// QEMU's device models) may drop or split wider or narrower accesses. The
+/// mapping is `PROT_READ` of a file opened read-only, so nothing done through
+/// it can change the hardware.
+#[derive(Debug)]
+pub struct ResourceMap {
+    map: Mapping,
+    size: u64,
+}
+
+impl ResourceMap {
+    /// Maps all of BAR `bar` of `bdf` (its size from the sysfs `resource` file).
+    pub fn open(bdf: &str, bar: usize) -> io::Result<Self> {
+        let size = resource(bdf, bar)?.size();
+        let path = device_dir(bdf).join(format!("resource{bar}"));
+        let len = usize::try_from(size)
+            .ok()
+            .filter(|&l| l > 0)
+            .ok_or_else(|| {
+                other(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: BAR size {size:#x} cannot be mapped", path.display()),
+                )
+            })?
+            .next_multiple_of(PAGE_SIZE);
+        let file = fs::File::open(&path).context(|| format!("open {}", path.display()))?;
+        let map = Mapping::map(file.as_fd(), 0, len, libc::PROT_READ, libc::MAP_SHARED)
+            .context(|| format!("mmap {len:#x} bytes of {}", path.display()))?;
+        Ok(ResourceMap { map, size })
+    }
+
+    /// The BAR size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// One volatile 32-bit load at `off` of the BAR (a multiple of 4, inside it).
+    pub fn read_u32(&self, off: u64) -> io::Result<u32> {
+        if !off.is_multiple_of(4) || off.checked_add(4).is_none_or(|end| end > self.size) {
+            return Err(other(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "32-bit read at {off:#x} of a BAR of {:#x} bytes: misaligned or outside",
+                    self.size
+                ),
+            ));
+        }
+        let p = (self.map.addr() + off as usize) as *const u32;
+        // SAFETY: `p` is 4-aligned (the mapping is page aligned, `off` a
+        // multiple of 4) and its 4 bytes lie inside the mapping (checked
+        // above against the BAR size, which the mapping covers), which lives
+        // as long as `self`. Device memory is only read, volatile, through a
+        // raw pointer: no Rust reference to it exists.
+        Ok(unsafe { p.read_volatile() })
+    }
+
+    /// `n` consecutive dwords from `off`, one 32-bit load each.
+    pub fn read_dwords(&self, off: u64, n: usize) -> io::Result<Vec<u32>> {
+        (0..n as u64).map(|i| self.read_u32(off + 4 * i)).collect()
+    }
+}
+
 /// Content of the `reset_method` attribute (e.g. `flr bus`), `None` if the
 /// attribute does not exist (the PCI core hides it when no method works).
 pub fn reset_method(bdf: &str) -> io::Result<Option<String>> {
@@ -261,6 +328,12 @@ mod tests {
         assert_eq!(res[1].size(), 0);
         assert_eq!(res[2].size(), 0x40);
         assert!(parse_resources("0x1 0x2\n").is_err());
+    }
+
+    #[test]
+    fn resource_map_refuses_bad_devices() {
+        // No such device: the sysfs `resource` file does not exist.
+        assert!(ResourceMap::open("0000:ff:1f.7", 0).is_err());
     }
 
     #[test]

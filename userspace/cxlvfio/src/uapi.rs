@@ -114,6 +114,8 @@ pub const VFIO_DEVICE_RESET: u64 = vfio_io(11);
 pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u64 = vfio_io(12);
 /// Device: perform a PCI hot (bus) reset.
 pub const VFIO_DEVICE_PCI_HOT_RESET: u64 = vfio_io(13);
+/// Device: get, set or probe a device feature ([`VfioDeviceFeature`] + payload).
+pub const VFIO_DEVICE_FEATURE: u64 = vfio_io(17);
 
 // ---------------------------------------------------------------------------
 // Structures
@@ -227,6 +229,31 @@ pub struct VfioRegionSparseMmapArea {
     pub size: u64,
 }
 
+/// `struct vfio_device_feature`, without its variable-size `data[]` payload.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioDeviceFeature {
+    /// Size of the structure plus payload passed in.
+    pub argsz: u32,
+    /// Feature index (bits 15:0) and `VFIO_DEVICE_FEATURE_{GET,SET,PROBE}`.
+    pub flags: u32,
+}
+
+/// Feature index bits of [`VfioDeviceFeature::flags`].
+pub const VFIO_DEVICE_FEATURE_MASK: u32 = 0xffff;
+/// Get the feature into the payload.
+pub const VFIO_DEVICE_FEATURE_GET: u32 = 1 << 16;
+/// Set the feature from the payload.
+pub const VFIO_DEVICE_FEATURE_SET: u32 = 1 << 17;
+/// Only probe whether the feature (with GET/SET) is supported.
+pub const VFIO_DEVICE_FEATURE_PROBE: u32 = 1 << 18;
+/// Feature: allow runtime low power; mmap access faults until LOW_POWER_EXIT (no payload).
+pub const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY: u32 = 3;
+/// Feature: like LOW_POWER_ENTRY, with an eventfd signalled on wakeup.
+pub const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: u32 = 4;
+/// Feature: leave runtime low power (no payload).
+pub const VFIO_DEVICE_FEATURE_LOW_POWER_EXIT: u32 = 5;
+
 /// `struct vfio_irq_info`.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -330,13 +357,36 @@ pub struct VfioDeviceInfoCapCxl {
     pub comp_regs_region_index: u32,
 }
 
+/// Region capability: where the COMP_REGS region sits in the component register
+/// BAR ([`VfioRegionInfoCapCxlCompRegs`]).
+pub const VFIO_REGION_INFO_CAP_CXL_COMP_REGS: u16 = 6;
+
+/// `struct vfio_region_info_cap_cxl_comp_regs` (version 1), in the region info of
+/// the COMP_REGS region.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioRegionInfoCapCxlCompRegs {
+    /// `id` = [`VFIO_REGION_INFO_CAP_CXL_COMP_REGS`], version 1.
+    pub header: VfioInfoCapHeader,
+    /// BAR holding the component register block.
+    pub bar_index: u32,
+    /// Padding.
+    pub pad: u32,
+    /// Offset of the block in that BAR (COMP_REGS offset 0 is `block_offset + 0x1000`).
+    pub block_offset: u64,
+    /// Size of the block in the BAR (64 KiB or less).
+    pub block_size: u64,
+}
+
 const _: () = assert!(size_of::<VfioGroupStatus>() == 8);
+const _: () = assert!(size_of::<VfioRegionInfoCapCxlCompRegs>() == 32);
 const _: () = assert!(size_of::<VfioDeviceInfoCapCxl>() == 32);
 const _: () = assert!(size_of::<VfioDeviceInfo>() == 24);
 const _: () = assert!(size_of::<VfioRegionInfo>() == 32);
 const _: () = assert!(size_of::<VfioInfoCapHeader>() == 8);
 const _: () = assert!(size_of::<VfioRegionSparseMmapArea>() == 16);
 const _: () = assert!(size_of::<VfioIrqInfo>() == 16);
+const _: () = assert!(size_of::<VfioDeviceFeature>() == 8);
 const _: () = assert!(std::mem::align_of::<VfioRegionInfo>() == 8);
 
 // ---------------------------------------------------------------------------
@@ -456,6 +506,30 @@ mod tests {
         assert_eq!(VFIO_DEVICE_RESET, 0x3B6F);
         assert_eq!(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, 0x3B70);
         assert_eq!(VFIO_DEVICE_PCI_HOT_RESET, 0x3B71);
+        assert_eq!(VFIO_DEVICE_FEATURE, 0x3B75);
+    }
+
+    #[test]
+    fn device_feature_abi() {
+        assert_eq!(size_of::<VfioDeviceFeature>(), 8);
+        assert_eq!(offset_of!(VfioDeviceFeature, flags), 4);
+        assert_eq!(VFIO_DEVICE_FEATURE_SET, 0x20000);
+        assert_eq!(
+            VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PROBE,
+            0x70000
+        );
+        assert_eq!(
+            VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY & !VFIO_DEVICE_FEATURE_MASK,
+            0
+        );
+        assert_eq!(
+            (
+                VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY,
+                VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
+                VFIO_DEVICE_FEATURE_LOW_POWER_EXIT
+            ),
+            (3, 4, 5)
+        );
     }
 
     #[test]
@@ -502,6 +576,18 @@ mod tests {
             0x8000_1e98
         );
         assert_eq!(device_flags_str(0x283), "RESET|PCI|CAPS|CXL");
+    }
+
+    #[test]
+    fn cxl_comp_regs_region_cap_abi() {
+        assert_eq!(VFIO_REGION_INFO_CAP_CXL_COMP_REGS, 6);
+        assert_eq!(size_of::<VfioRegionInfoCapCxlCompRegs>(), 32);
+        assert_eq!(std::mem::align_of::<VfioRegionInfoCapCxlCompRegs>(), 8);
+        assert_eq!(offset_of!(VfioRegionInfoCapCxlCompRegs, header), 0);
+        assert_eq!(offset_of!(VfioRegionInfoCapCxlCompRegs, bar_index), 8);
+        assert_eq!(offset_of!(VfioRegionInfoCapCxlCompRegs, pad), 12);
+        assert_eq!(offset_of!(VfioRegionInfoCapCxlCompRegs, block_offset), 16);
+        assert_eq!(offset_of!(VfioRegionInfoCapCxlCompRegs, block_size), 24);
     }
 
     #[test]

@@ -249,6 +249,42 @@ impl Capability {
             .collect()
     }
 
+    /// The fields of a `VFIO_DEVICE_INFO_CAP_CXL` capability (header zeroed),
+    /// `None` if this is another capability or is truncated.
+    pub fn cxl_device(&self) -> Option<VfioDeviceInfoCapCxl> {
+        if self.id != VFIO_DEVICE_INFO_CAP_CXL {
+            return None;
+        }
+        // Offsets in `data` are those of the structure minus the 8-byte header.
+        let d = &self.data;
+        Some(VfioDeviceInfoCapCxl {
+            header: VfioInfoCapHeader::default(),
+            hdm_regs_bar_index: *d.first()?,
+            reserved: d.get(1..4)?.try_into().ok()?,
+            flags: u32_at(d, 4)?,
+            hdm_regs_offset: u64_at(d, 8)?,
+            dpa_region_index: u32_at(d, 16)?,
+            comp_regs_region_index: u32_at(d, 20)?,
+        })
+    }
+
+    /// The fields of a `VFIO_REGION_INFO_CAP_CXL_COMP_REGS` capability (header
+    /// zeroed), `None` if this is another capability or is truncated.
+    pub fn cxl_comp_regs(&self) -> Option<VfioRegionInfoCapCxlCompRegs> {
+        if self.id != VFIO_REGION_INFO_CAP_CXL_COMP_REGS {
+            return None;
+        }
+        // Offsets in `data` are those of the structure minus the 8-byte header.
+        let d = &self.data;
+        Some(VfioRegionInfoCapCxlCompRegs {
+            header: VfioInfoCapHeader::default(),
+            bar_index: u32_at(d, 0)?,
+            pad: u32_at(d, 4)?,
+            block_offset: u64_at(d, 8)?,
+            block_size: u64_at(d, 16)?,
+        })
+    }
+
     /// `(type, subtype)` of a `VFIO_REGION_INFO_CAP_TYPE` capability.
     pub fn region_type(&self) -> Option<(u32, u32)> {
         if self.id != VFIO_REGION_INFO_CAP_TYPE {
@@ -580,6 +616,115 @@ impl Device {
         })
     }
 
+    /// Exactly one `pread(2)` at `pos` of the device fd (no region bounds
+    /// check): the count it returned, or its error with the errno.
+    pub fn pread(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+
+    /// Exactly one `pwrite(2)` at `pos` of the device fd (no region bounds check).
+    pub fn pwrite(&self, data: &[u8], pos: u64) -> io::Result<usize> {
+        self.file.write_at(data, pos)
+    }
+
+    /// `VFIO_DEVICE_GET_INFO` on a caller-prepared buffer, for tests of the
+    /// `argsz` protocol: the buffer's first 4 bytes (native endian) are the
+    /// `argsz` passed in, and the kernel's answer is left in it. `buf` must
+    /// be at least `max(argsz, size_of::<VfioDeviceInfo>())` bytes.
+    pub fn get_info_raw(&self, buf: &mut [u8]) -> io::Result<()> {
+        let base = size_of::<VfioDeviceInfo>();
+        let argsz = match buf.get(..4) {
+            Some(b) => u32::from_ne_bytes(b.try_into().expect("4 bytes")) as usize,
+            None => 0,
+        };
+        if buf.len() < base || argsz > buf.len() {
+            return Err(other(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "info buffer of {} bytes for argsz {argsz}: needs at least {}",
+                    buf.len(),
+                    argsz.max(base)
+                ),
+            ));
+        }
+        // SAFETY: VFIO_DEVICE_GET_INFO reads the fixed part (at most
+        // `size_of::<VfioDeviceInfo>()` bytes) and writes at most
+        // `max(argsz, size_of::<VfioDeviceInfo>())` bytes, all inside `buf`
+        // (checked above), which we own exclusively for the call. The kernel
+        // does not rely on the buffer's alignment (it copies bytes).
+        unsafe { sys::ioctl_ptr(self.file.as_fd(), VFIO_DEVICE_GET_INFO, buf.as_mut_ptr()) }
+            .map(drop)
+            .context(|| format!("VFIO_DEVICE_GET_INFO(argsz {argsz}) on {}", self.name))
+    }
+
+    /// `VFIO_DEVICE_GET_REGION_INFO` on a caller-prepared buffer, for tests of
+    /// the `argsz` protocol: the buffer starts with a `struct vfio_region_info`
+    /// whose `argsz` (first 4 bytes) and `index` (bytes 8..12, native endian)
+    /// the caller set, and the kernel's answer is left in it. `buf` must be at
+    /// least `max(argsz, size_of::<VfioRegionInfo>())` bytes.
+    pub fn get_region_info_raw(&self, buf: &mut [u8]) -> io::Result<()> {
+        let base = size_of::<VfioRegionInfo>();
+        let argsz = match buf.get(..4) {
+            Some(b) => u32::from_ne_bytes(b.try_into().expect("4 bytes")) as usize,
+            None => 0,
+        };
+        if buf.len() < base || argsz > buf.len() {
+            return Err(other(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "region info buffer of {} bytes for argsz {argsz}: needs at least {}",
+                    buf.len(),
+                    argsz.max(base)
+                ),
+            ));
+        }
+        let index = u32::from_ne_bytes(buf[8..12].try_into().expect("4 bytes"));
+        // SAFETY: VFIO_DEVICE_GET_REGION_INFO reads the fixed part (at most
+        // `size_of::<VfioRegionInfo>()` bytes) and writes at most
+        // `max(argsz, size_of::<VfioRegionInfo>())` bytes, all inside `buf`
+        // (checked above), which we own exclusively for the call. The kernel
+        // does not rely on the buffer's alignment (it copies bytes).
+        unsafe {
+            sys::ioctl_ptr(
+                self.file.as_fd(),
+                VFIO_DEVICE_GET_REGION_INFO,
+                buf.as_mut_ptr(),
+            )
+        }
+        .map(drop)
+        .context(|| {
+            format!(
+                "VFIO_DEVICE_GET_REGION_INFO({index} {}, argsz {argsz}) on {}",
+                region_name(index),
+                self.name
+            )
+        })
+    }
+
+    /// `VFIO_DEVICE_FEATURE` with `flags` (feature index and GET/SET/PROBE)
+    /// and no payload, as the low power features take.
+    pub fn feature(&self, flags: u32) -> io::Result<()> {
+        let mut feature = VfioDeviceFeature {
+            argsz: size_of::<VfioDeviceFeature>() as u32,
+            flags,
+        };
+        // SAFETY: VFIO_DEVICE_FEATURE reads the 8-byte header and then at
+        // most `argsz - 8` = 0 payload bytes; `feature` outlives the call.
+        unsafe { sys::ioctl_ptr(self.file.as_fd(), VFIO_DEVICE_FEATURE, &mut feature) }
+            .map(drop)
+            .context(|| format!("VFIO_DEVICE_FEATURE({flags:#x}) on {}", self.name))
+    }
+
+    /// Allows runtime low power (`VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY`).
+    pub fn low_power_entry(&self) -> io::Result<()> {
+        self.feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY)
+    }
+
+    /// Leaves runtime low power (`VFIO_DEVICE_FEATURE_LOW_POWER_EXIT`).
+    pub fn low_power_exit(&self) -> io::Result<()> {
+        self.feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT)
+    }
+
     /// Reads a 16-bit little-endian config-space register through the CONFIG region.
     pub fn config_read16(&self, offset: u64) -> io::Result<u16> {
         let mut b = [0u8; 2];
@@ -863,6 +1008,112 @@ mod tests {
         let caps = parse_cap_chain(&short, 32);
         assert_eq!(caps.len(), 1);
         assert_eq!(caps[0].sparse_mmap_areas(), None);
+    }
+
+    #[test]
+    fn cxl_device_cap_parsing() {
+        let mut buf = vec![0u8; 24];
+        let mut payload = vec![0u8; 24];
+        payload[0] = 2;
+        payload[4..8].copy_from_slice(&3u32.to_ne_bytes());
+        payload[8..16].copy_from_slice(&0x1000u64.to_ne_bytes());
+        payload[16..20].copy_from_slice(&9u32.to_ne_bytes());
+        payload[20..24].copy_from_slice(&10u32.to_ne_bytes());
+        cap(&mut buf, VFIO_DEVICE_INFO_CAP_CXL, 1, 0, &payload);
+        let caps = parse_cap_chain(&buf, 24);
+        assert_eq!(caps.len(), 1);
+        let c = caps[0].cxl_device().unwrap();
+        assert_eq!(
+            (
+                c.hdm_regs_bar_index,
+                c.reserved,
+                c.flags,
+                c.hdm_regs_offset,
+                c.dpa_region_index,
+                c.comp_regs_region_index
+            ),
+            (2, [0; 3], 3, 0x1000, 9, 10)
+        );
+        assert_eq!(caps[0].region_type(), None);
+        // Truncated, or another id.
+        let short = Capability {
+            data: payload[..20].to_vec(),
+            ..caps[0].clone()
+        };
+        assert_eq!(short.cxl_device(), None);
+        let other = Capability {
+            id: VFIO_REGION_INFO_CAP_TYPE,
+            ..caps[0].clone()
+        };
+        assert_eq!(other.cxl_device(), None);
+    }
+
+    #[test]
+    fn cxl_comp_regs_cap_parsing() {
+        // After the region info (32 bytes) and a type capability (16 bytes).
+        let mut buf = vec![0u8; 32];
+        let mut ty = vec![0u8; 8];
+        ty[..4].copy_from_slice(&0x8000_1e98u32.to_ne_bytes());
+        ty[4..].copy_from_slice(&2u32.to_ne_bytes());
+        cap(&mut buf, VFIO_REGION_INFO_CAP_TYPE, 1, 48, &ty);
+        let mut payload = vec![0u8; 24];
+        payload[..4].copy_from_slice(&2u32.to_ne_bytes());
+        payload[8..16].copy_from_slice(&0x2_0000u64.to_ne_bytes());
+        payload[16..24].copy_from_slice(&0x1_0000u64.to_ne_bytes());
+        cap(&mut buf, VFIO_REGION_INFO_CAP_CXL_COMP_REGS, 1, 0, &payload);
+        let caps = parse_cap_chain(&buf, 32);
+        assert_eq!(caps.len(), 2);
+        assert_eq!(caps[0].cxl_comp_regs(), None);
+        let c = caps[1].cxl_comp_regs().unwrap();
+        assert_eq!(
+            (c.bar_index, c.pad, c.block_offset, c.block_size),
+            (2, 0, 0x2_0000, 0x1_0000)
+        );
+        let short = Capability {
+            data: payload[..20].to_vec(),
+            ..caps[1].clone()
+        };
+        assert_eq!(short.cxl_comp_regs(), None);
+    }
+
+    #[test]
+    fn raw_info_checks_buffer_size() {
+        let f = File::open("/dev/null").unwrap();
+        let d = Device {
+            file: f,
+            name: "null".into(),
+        };
+        let mut small = vec![0u8; 16];
+        assert_eq!(
+            d.get_info_raw(&mut small).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        let mut buf = vec![0u8; 64];
+        buf[..4].copy_from_slice(&65u32.to_ne_bytes());
+        assert_eq!(
+            d.get_info_raw(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        // A valid buffer reaches the ioctl, which /dev/null refuses.
+        buf[..4].copy_from_slice(&24u32.to_ne_bytes());
+        let e = d.get_info_raw(&mut buf).unwrap_err();
+        assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
+        let mut small = vec![0u8; 24];
+        assert_eq!(
+            d.get_region_info_raw(&mut small).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        let mut buf = vec![0u8; 40];
+        buf[..4].copy_from_slice(&41u32.to_ne_bytes());
+        assert_eq!(
+            d.get_region_info_raw(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        buf[..4].copy_from_slice(&32u32.to_ne_bytes());
+        let e = d.get_region_info_raw(&mut buf).unwrap_err();
+        assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
+        let e = d.low_power_entry().unwrap_err();
+        assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
     }
 
     #[test]

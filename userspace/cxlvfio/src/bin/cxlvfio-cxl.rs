@@ -4,8 +4,11 @@
 //! device. Like a VMM it only uses the VFIO UAPI: the emulated HDM decoder
 //! registers in the COMP_REGS device-specific region, and the virtualized CXL
 //! Device DVSEC in the config region. The device's sysfs `config` (the real
-//! hardware DVSEC) and BAR0 (the real HDM decoders, through VFIO) serve as the
-//! reference for what must pass through and what must never change.
+//! hardware DVSEC) and sysfs `resource<N>` of the component register BAR (the
+//! real HDM decoders, mapped by the host, past the driver) serve as the
+//! reference for what must pass through and what must never change. Through
+//! VFIO the component register block in that BAR is emulated too: it is never
+//! mapped, and its CXL.mem part reads and writes as COMP_REGS does.
 //!
 //! Every write is also applied to a reference model of the rules
 //! ([`cxlvfio::cxl`]); after each one the whole register block is read back and
@@ -24,11 +27,13 @@ use std::process::ExitCode;
 use cxlvfio::cli;
 use cxlvfio::cxl::*;
 use cxlvfio::error::raw_os_error;
+use cxlvfio::mmap::PAGE_SIZE;
 use cxlvfio::uapi::{
     device_flags_str, region_flags_str, VfioDeviceInfoCapCxl, VFIO_DEVICE_FLAGS_CXL,
     VFIO_DEVICE_INFO_CAP_CXL, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_NUM_REGIONS,
-    VFIO_REGION_INFO_CAP_TYPE, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ,
-    VFIO_REGION_INFO_FLAG_WRITE, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
+    VFIO_REGION_INFO_CAP_CXL_COMP_REGS, VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+    VFIO_REGION_INFO_CAP_TYPE, VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP,
+    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
 };
 use cxlvfio::{kmsg, ktap::Ktap, open_device, pci, Container, Device, DeviceInfo, Group};
 use cxlvfio::{kmsg::read_kernel_log, RegionInfo};
@@ -127,9 +132,11 @@ struct Ctx {
     model: Option<CompRegsModel>,
     /// COMP_REGS as read at the first open, before any write.
     comp_first_view: Option<Vec<u32>>,
-    /// BAR0 offset of the CXL.mem area.
+    /// The BAR holding the component registers (Register Locator DVSEC).
+    comp_bar: u32,
+    /// Offset in that BAR of the CXL.mem area.
     cm_bar_offset: u64,
-    /// The real CXL.mem registers (BAR0) covering the COMP_REGS range, before any write.
+    /// The real CXL.mem registers (sysfs) covering the COMP_REGS range, before any write.
     bar_before: Option<Vec<u32>>,
     dvsec: Option<DvsecLoc>,
     /// The expected DVSEC shadow.
@@ -157,6 +164,7 @@ impl Ctx {
             layout: None,
             model: None,
             comp_first_view: None,
+            comp_bar: 0,
             cm_bar_offset: CXL_CM_OFFSET,
             bar_before: None,
             dvsec: None,
@@ -273,13 +281,47 @@ impl Ctx {
         )
     }
 
-    /// The real CXL.mem register at `off` of the area, through BAR0.
-    fn bar_read(&self, off: usize) -> Result<u32, String> {
-        let mut b = [0u8; 4];
-        self.dev()?
-            .read_region(0, self.cm_bar_offset + off as u64, &mut b)
-            .map_err(|e| e.to_string())?;
-        Ok(u32::from_le_bytes(b))
+    /// `n` real CXL.mem registers from `off` of the area: 32-bit loads from the
+    /// host's mapping of the component BAR (sysfs `resource<N>`), not VFIO, which
+    /// emulates the block.
+    fn hw_cm_dwords(&self, off: usize, n: usize) -> Result<Vec<u32>, String> {
+        hw_dwords(
+            &self.opts.bdf,
+            self.comp_bar,
+            self.cm_bar_offset + off as u64,
+            n,
+        )
+    }
+
+    /// The real CXL.mem register at `off` of the area (see [`Ctx::hw_cm_dwords`]).
+    fn hw_read(&self, off: usize) -> Result<u32, String> {
+        Ok(self.hw_cm_dwords(off, 1)?[0])
+    }
+
+    // --- the component register BAR through VFIO ------------------------------
+
+    /// Where the component register block is, its BAR's region, and that BAR's size.
+    fn comp_bar(&self) -> Result<CompBar, String> {
+        let cfg = self.sysfs_config()?;
+        let (bar, block) = component_block(&cfg)
+            .ok_or("no component register block in the Register Locator DVSEC")?;
+        let bar = u32::from(bar);
+        let bar_size = pci::resource(&self.opts.bdf, bar as usize)
+            .map_err(|e| e.to_string())?
+            .size();
+        if block >= bar_size {
+            return Err(format!(
+                "component block at {block:#x} is outside BAR{bar} of {bar_size:#x} bytes"
+            ));
+        }
+        let region = self.dev()?.region_info(bar).map_err(|e| e.to_string())?;
+        Ok(CompBar {
+            bar,
+            block,
+            block_size: comp_block_size(bar_size, block),
+            bar_size,
+            region,
+        })
     }
 
     // --- config space / DVSEC -----------------------------------------------
@@ -524,6 +566,11 @@ const STEPS: &[Step] = &[
         run: comp_regs_region_size,
     },
     Step {
+        name: "comp_regs_region_cap",
+        deps: &["comp_regs_region_info"],
+        run: comp_regs_region_cap,
+    },
+    Step {
         name: "comp_regs_firmware_decoder_view",
         deps: REGION,
         run: comp_regs_firmware_decoder_view,
@@ -597,6 +644,26 @@ const STEPS: &[Step] = &[
         name: "comp_regs_locked_ctrl",
         deps: REGION,
         run: comp_regs_locked_ctrl,
+    },
+    Step {
+        name: "comp_bar_region_info",
+        deps: OPEN,
+        run: comp_bar_region_info,
+    },
+    Step {
+        name: "comp_bar_mmap_refused",
+        deps: OPEN,
+        run: comp_bar_mmap_refused,
+    },
+    Step {
+        name: "comp_bar_reads_emulated",
+        deps: REGION,
+        run: comp_bar_reads_emulated,
+    },
+    Step {
+        name: "comp_bar_writes_emulated",
+        deps: REGION,
+        run: comp_bar_writes_emulated,
     },
     Step {
         name: "comp_regs_hardware_untouched",
@@ -923,14 +990,16 @@ fn comp_regs_cap_array(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
             e.id, e.version, e.offset
         ));
     }
-    // The BAR offset of the real CXL.mem area: from the Register Locator DVSEC.
+    // Where the real CXL.mem area is: from the Register Locator DVSEC.
     let cfg = ctx.sysfs_config()?;
     match component_block(&cfg) {
-        Some((0, off)) => ctx.cm_bar_offset = off + CXL_CM_OFFSET,
-        Some((bar, off)) => diag.push(format!(
-            "component registers in BAR{bar} +{off:#x}, not BAR0: comparing with BAR0 +{CXL_CM_OFFSET:#x}"
+        Some((bar, off)) => {
+            ctx.comp_bar = u32::from(bar);
+            ctx.cm_bar_offset = off + CXL_CM_OFFSET;
+        }
+        None => diag.push(format!(
+            "no component register block in the Register Locator: comparing with BAR0 +{CXL_CM_OFFSET:#x}"
         )),
-        None => diag.push("no component register block in the Register Locator".to_string()),
     }
     let hdm = *array
         .find(CXL_CM_CAP_CAP_ID_HDM)
@@ -960,8 +1029,8 @@ fn comp_regs_cap_array(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
         cache_capable,
     };
     diag.push(format!(
-        "HDM block at +{h:#x}: capability {cap:#010x}, {count} decoder(s), cache capable {cache_capable}; CXL.mem area at BAR0 +{:#x}",
-        ctx.cm_bar_offset
+        "HDM block at +{h:#x}: capability {cap:#010x}, {count} decoder(s), cache capable {cache_capable}; CXL.mem area at BAR{} +{:#x}",
+        ctx.comp_bar, ctx.cm_bar_offset
     ));
     ctx.layout = Some(layout);
     let n_dwords = layout.region_size().min(size) / 4;
@@ -970,9 +1039,7 @@ fn comp_regs_cap_array(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
         .collect::<Result<_, _>>()?;
     ctx.comp_first_view = Some(regs.clone());
     ctx.model = Some(CompRegsModel::new(layout, regs));
-    let bar: Vec<u32> = (0..layout.region_size() / 4)
-        .map(|i| ctx.bar_read(i * 4))
-        .collect::<Result<_, _>>()?;
+    let bar = ctx.hw_cm_dwords(0, layout.region_size() / 4)?;
     ctx.bar_before = Some(bar.clone());
 
     let mut problems = Vec::new();
@@ -1030,7 +1097,7 @@ fn comp_regs_firmware_decoder_view(ctx: &mut Ctx, diag: &mut Vec<String>) -> Ste
     diag.push(format!(
         "COMP_REGS decoder 0: base {bhi:#010x}_{blo:08x} size {shi:#010x}_{slo:08x} ctrl {ctrl:#010x}"
     ));
-    let hw = |reg| ctx.bar_read(l.dec_reg(0, reg));
+    let hw = |reg| ctx.hw_read(l.dec_reg(0, reg));
     if let (Ok(hblo), Ok(hbhi), Ok(hslo), Ok(hshi), Ok(hctrl)) = (
         hw(DEC_BASE_LO),
         hw(DEC_BASE_HI),
@@ -1039,7 +1106,8 @@ fn comp_regs_firmware_decoder_view(ctx: &mut Ctx, diag: &mut Vec<String>) -> Ste
         hw(DEC_CTRL),
     ) {
         diag.push(format!(
-            "hardware decoder 0 (BAR0): base {hbhi:#010x}_{hblo:08x} size {hshi:#010x}_{hslo:08x} ctrl {hctrl:#010x}"
+            "hardware decoder 0 (sysfs resource{}): base {hbhi:#010x}_{hblo:08x} size {hshi:#010x}_{hslo:08x} ctrl {hctrl:#010x}",
+            ctx.comp_bar
         ));
     }
     let mut problems = Vec::new();
@@ -1376,12 +1444,603 @@ fn comp_regs_locked_ctrl(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------
+// The component register BAR through VFIO
+// ---------------------------------------------------------------------------
+
+/// Size of a CXL component register block.
+const COMP_BLOCK_SIZE: u64 = 0x10000;
+
+/// The component register BAR as the tests see it.
+#[derive(Debug, Clone)]
+struct CompBar {
+    /// BAR index (from the Register Locator DVSEC).
+    bar: u32,
+    /// Offset of the component register block in the BAR.
+    block: u64,
+    /// Size of the block in the BAR: 64 KiB or what is left of the BAR.
+    block_size: u64,
+    /// The BAR size as sysfs reports it.
+    bar_size: u64,
+    /// The BAR's region info through VFIO.
+    region: RegionInfo,
+}
+
+impl CompBar {
+    /// BAR offset of the CXL.mem area (COMP_REGS offset 0).
+    fn cm(&self) -> u64 {
+        self.block + CXL_CM_OFFSET
+    }
+
+    /// One pread of `len` bytes at `off` of the BAR region.
+    fn pread(&self, dev: &Device, off: u64, len: usize) -> io::Result<Vec<u8>> {
+        pread_once(dev, self.region.offset + off, len)
+    }
+
+    /// One pwrite of `data` at `off` of the BAR region.
+    fn pwrite(&self, dev: &Device, off: u64, data: &[u8]) -> io::Result<usize> {
+        pwrite_once(dev, self.region.offset + off, data)
+    }
+
+    /// A pread that must return all `len` bytes.
+    fn read_all(&self, dev: &Device, off: u64, len: usize) -> Result<Vec<u8>, String> {
+        let b = self
+            .pread(dev, off, len)
+            .map_err(|e| format!("BAR{} read of {len:#x} bytes at {off:#x}: {e}", self.bar))?;
+        if b.len() != len {
+            return Err(format!(
+                "BAR{} read of {len:#x} bytes at {off:#x} returned {:#x}",
+                self.bar,
+                b.len()
+            ));
+        }
+        Ok(b)
+    }
+
+    /// Whether BAR offset `off` is in the CXL.mem area COMP_REGS emulates
+    /// (`comp_size` bytes from [`CompBar::cm`]).
+    fn emulated(&self, off: u64, comp_size: u64) -> bool {
+        off >= self.cm() && off < self.cm() + comp_size
+    }
+}
+
+/// The size of a component register block at `block` in a BAR of `bar_size` bytes.
+fn comp_block_size(bar_size: u64, block: u64) -> u64 {
+    COMP_BLOCK_SIZE.min(bar_size.saturating_sub(block))
+}
+
+/// Reference for the sparse mmap areas of the component BAR: the parts of
+/// `[0, bar_size)` outside the pages the block `[block, block + 64 KiB)`
+/// touches, as `(offset, size)`, never an empty one.
+fn expected_sparse_areas(bar_size: u64, block: u64, page: u64) -> Vec<(u64, u64)> {
+    let end = block + comp_block_size(bar_size, block);
+    let lo = block / page * page;
+    let hi = end.div_ceil(page).saturating_mul(page).min(bar_size);
+    let mut areas = Vec::new();
+    if lo > 0 {
+        areas.push((0, lo));
+    }
+    if hi < bar_size {
+        areas.push((hi, bar_size - hi));
+    }
+    areas
+}
+
+/// `n` dwords from `off` of BAR `bar` of `bdf` as the host sees them: 32-bit
+/// loads from a read-only mapping of sysfs `resource<bar>`.
+fn hw_dwords(bdf: &str, bar: u32, off: u64, n: usize) -> Result<Vec<u32>, String> {
+    let map = pci::ResourceMap::open(bdf, bar as usize).map_err(|e| e.to_string())?;
+    map.read_dwords(off, n).map_err(|e| e.to_string())
+}
+
+/// Little-endian bytes of dwords.
+fn le_bytes(dwords: &[u32]) -> Vec<u8> {
+    dwords.iter().flat_map(|d| d.to_le_bytes()).collect()
+}
+
+/// The fixed part of a raw region info buffer: argsz, flags, index, cap_offset, size, offset.
+fn raw_region_info(b: &[u8]) -> (u32, u32, u32, u32, u64, u64) {
+    let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+    let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    (
+        u32_at(0),
+        u32_at(4),
+        u32_at(8),
+        u32_at(12),
+        u64_at(16),
+        u64_at(24),
+    )
+}
+
+fn comp_bar_region_info(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let cb = ctx.comp_bar()?;
+    let r = &cb.region;
+    let page = PAGE_SIZE as u64;
+    let want_areas = expected_sparse_areas(cb.bar_size, cb.block, page);
+    let rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+    let want_flags = if want_areas.is_empty() {
+        rw
+    } else {
+        rw | VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS
+    };
+    let caps = r.capabilities();
+    diag.push(format!(
+        "BAR{}: sysfs size {:#x}, block at {:#x} ({:#x} bytes); region size {:#x} offset {:#x} flags [{}] caps {:?}; expected areas {:x?}",
+        cb.bar,
+        cb.bar_size,
+        cb.block,
+        cb.block_size,
+        r.size,
+        r.offset,
+        region_flags_str(r.flags),
+        caps.iter().map(|c| (c.id, c.version)).collect::<Vec<_>>(),
+        want_areas
+    ));
+    let mut problems = Vec::new();
+    if r.size != cb.bar_size {
+        problems.push(format!(
+            "region size {:#x}, the BAR is {:#x} bytes",
+            r.size, cb.bar_size
+        ));
+    }
+    if r.flags != want_flags {
+        problems.push(format!(
+            "flags {:#x} [{}], expected {want_flags:#x} [{}]",
+            r.flags,
+            region_flags_str(r.flags),
+            region_flags_str(want_flags)
+        ));
+    }
+    let sparse: Vec<_> = caps
+        .iter()
+        .filter(|c| c.id == VFIO_REGION_INFO_CAP_SPARSE_MMAP)
+        .collect();
+    if want_areas.is_empty() {
+        if r.cap_offset != 0 || !caps.is_empty() {
+            problems.push(format!(
+                "cap_offset {:#x} and capabilities {:?}: expected none (the block fills the BAR)",
+                r.cap_offset,
+                caps.iter().map(|c| c.id).collect::<Vec<_>>()
+            ));
+        }
+    } else {
+        match sparse.as_slice() {
+            [c] => {
+                let got: Option<Vec<(u64, u64)>> = c
+                    .sparse_mmap_areas()
+                    .map(|a| a.iter().map(|a| (a.offset, a.size)).collect());
+                if c.version != 1 {
+                    problems.push(format!("sparse mmap capability version {}", c.version));
+                }
+                if got.as_ref() != Some(&want_areas) {
+                    problems.push(format!(
+                        "sparse mmap areas {got:x?}, expected {want_areas:x?}"
+                    ));
+                }
+            }
+            other => problems.push(format!(
+                "{} sparse mmap capabilities, expected 1",
+                other.len()
+            )),
+        }
+    }
+    // argsz exactly the fixed structure.
+    let mut buf = vec![0u8; 32];
+    buf[..4].copy_from_slice(&32u32.to_ne_bytes());
+    buf[8..12].copy_from_slice(&cb.bar.to_ne_bytes());
+    match ctx.dev()?.get_region_info_raw(&mut buf) {
+        Err(e) => problems.push(format!("argsz 32: {e}")),
+        Ok(()) => {
+            let (argsz, flags, index, cap_offset, size, offset) = raw_region_info(&buf);
+            diag.push(format!(
+                "argsz 32: argsz {argsz} flags [{}] index {index} cap_offset {cap_offset:#x} size {size:#x} offset {offset:#x}",
+                region_flags_str(flags)
+            ));
+            let want_argsz = if want_areas.is_empty() {
+                32
+            } else {
+                r.raw.len() as u32
+            };
+            if (argsz, flags, index, cap_offset, size, offset)
+                != (want_argsz, want_flags, cb.bar, 0, cb.bar_size, r.offset)
+            {
+                problems.push(format!(
+                    "argsz 32 gives argsz {argsz} flags {flags:#x} index {index} cap_offset {cap_offset:#x} size {size:#x} offset {offset:#x}, expected {want_argsz} {want_flags:#x} {} 0 {:#x} {:#x}",
+                    cb.bar, cb.bar_size, r.offset
+                ));
+            }
+        }
+    }
+    all_ok(problems, diag)
+}
+
+fn comp_bar_mmap_refused(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let cb = ctx.comp_bar()?;
+    let dev = ctx.dev()?;
+    let page = PAGE_SIZE as u64;
+    let first = cb.block / page * page;
+    let last = (cb.block + cb.block_size - 1) / page * page;
+    let whole = cb.bar_size.div_ceil(page) * page;
+    let mut tries = vec![
+        (first, page),
+        (last, page),
+        (first, cb.block_size.div_ceil(page) * page),
+        (0, whole),
+    ];
+    tries.dedup();
+    let mut problems = Vec::new();
+    for (off, len) in tries {
+        diag.push(format!("mmap of {len:#x} bytes at BAR{} +{off:#x}", cb.bar));
+        if let Err(p) = expect_einval(
+            try_mmap(dev, cb.region.offset + off, len as usize),
+            &format!("mmap of {len:#x} bytes at BAR{} +{off:#x}", cb.bar),
+        ) {
+            problems.push(p);
+        }
+    }
+    all_ok(problems, diag)
+}
+
+fn comp_bar_reads_emulated(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let cb = ctx.comp_bar()?;
+    let l = ctx.layout()?;
+    let size = ctx.comp()?.size;
+    let cm = cb.cm();
+    if cm + size > cb.block + cb.block_size {
+        return Err(format!("COMP_REGS ({size:#x} bytes) does not fit the block").into());
+    }
+    let comp: Vec<u32> = (0..size as usize / 4)
+        .map(|i| ctx.comp_read(i * 4))
+        .collect::<Result<_, _>>()?;
+    let comp_b = le_bytes(&comp);
+    let dev = ctx.dev()?;
+    let mut problems = Vec::new();
+    // Dword by dword.
+    for (i, &want) in comp.iter().enumerate() {
+        let off = cm + 4 * i as u64;
+        let got = cb.read_all(dev, off, 4)?;
+        if got[..] != want.to_le_bytes() {
+            problems.push(format!(
+                "BAR{} +{off:#x} ({}): {:#010x}, COMP_REGS reads {want:#010x}",
+                cb.bar,
+                l.reg_name(4 * i),
+                u32::from_le_bytes(got[..].try_into().expect("4 bytes"))
+            ));
+        }
+    }
+    // All at once.
+    let all = cb.read_all(dev, cm, size as usize)?;
+    if all != comp_b {
+        problems.push(format!(
+            "one {size:#x}-byte read at BAR{} +{cm:#x} differs from COMP_REGS",
+            cb.bar
+        ));
+    }
+    // Sub-dword and unaligned reads.
+    let base_lo = l.dec_reg(0, DEC_BASE_LO);
+    let ctrl = l.dec_reg(0, DEC_CTRL);
+    let hdm = l.hdm_offset;
+    for (rel, len) in [
+        (0, 1),
+        (1, 1),
+        (2, 2),
+        (1, 3),
+        (hdm + 1, 2),
+        (hdm + 3, 1),
+        (base_lo + 1, 3),
+        (base_lo + 2, 2),
+        (base_lo + 3, 3),
+        (ctrl + 1, 1),
+        (ctrl + 1, 2),
+        (ctrl + 2, 3),
+    ] {
+        let off = cm + rel as u64;
+        let got = cb.read_all(dev, off, len)?;
+        if got[..] != comp_b[rel..rel + len] {
+            problems.push(format!(
+                "{len}-byte read at BAR{} +{off:#x}: {got:02x?}, COMP_REGS bytes {:02x?}",
+                cb.bar,
+                &comp_b[rel..rel + len]
+            ));
+        }
+    }
+    // The rest of the block reads as the hardware.
+    let vfio_block = cb.read_all(dev, cb.block, cb.block_size as usize)?;
+    let hw = hw_dwords(&ctx.opts.bdf, cb.bar, cb.block, cb.block_size as usize / 4)?;
+    let hw_b = le_bytes(&hw);
+    let mut outside = Vec::new();
+    let mut compared = 0;
+    for (i, &h) in hw.iter().enumerate() {
+        let off = cb.block + 4 * i as u64;
+        if cb.emulated(off, size) {
+            continue;
+        }
+        compared += 1;
+        let v = u32::from_le_bytes(vfio_block[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+        if v != h {
+            outside.push(format!(
+                "BAR{} +{off:#x}: VFIO {v:#010x}, hardware {h:#010x}",
+                cb.bar
+            ));
+        }
+    }
+    diag.push(format!(
+        "{compared} dwords of the block outside the CXL.mem emulation compared with sysfs resource{}; {} differ",
+        cb.bar,
+        outside.len()
+    ));
+    if vfio_block[(cm - cb.block) as usize..(cm - cb.block + size) as usize] != comp_b[..] {
+        problems.push("the CXL.mem part of a whole-block read differs from COMP_REGS".to_string());
+    }
+    if !outside.is_empty() {
+        problems.push(format!(
+            "{} dword(s) of the block outside COMP_REGS differ from the hardware",
+            outside.len()
+        ));
+        diag.extend(outside.into_iter().take(16));
+    }
+    // Reads straddling either edge of the emulated range.
+    let rel = |off: u64| (off - cb.block) as usize;
+    for off in [cm - 2, cm + size - 2] {
+        let got = cb.read_all(dev, off, 4)?;
+        let mut want = Vec::new();
+        for o in off..off + 4 {
+            want.push(if cb.emulated(o, size) {
+                comp_b[(o - cm) as usize]
+            } else {
+                hw_b[rel(o)]
+            });
+        }
+        if got != want {
+            problems.push(format!(
+                "4-byte read at BAR{} +{off:#x} across the edge of COMP_REGS: {got:02x?}, expected {want:02x?}",
+                cb.bar
+            ));
+        }
+    }
+    all_ok(problems, diag)
+}
+
+fn comp_bar_writes_emulated(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let cb = ctx.comp_bar()?;
+    let l = ctx.layout()?;
+    let size = ctx.comp()?.size;
+    let cm = cb.cm();
+    let bdf = ctx.opts.bdf.clone();
+    let n_block = cb.block_size as usize / 4;
+    let hw_before = hw_dwords(&bdf, cb.bar, cb.block, n_block)?;
+    let vfio_before = cb.read_all(ctx.dev()?, cb.block, cb.block_size as usize)?;
+    let mut problems = Vec::new();
+
+    // A whole dword through the BAR, applied to the model as a COMP_REGS write.
+    let bar_write = |ctx: &mut Ctx, rel: usize, value: u32| -> Result<(), String> {
+        let off = cm + rel as u64;
+        let n = cb
+            .pwrite(ctx.dev()?, off, &value.to_le_bytes())
+            .map_err(|e| format!("write {value:#010x} at BAR{} +{off:#x}: {e}", cb.bar))?;
+        if n != 4 {
+            return Err(format!(
+                "write {value:#010x} at BAR{} +{off:#x}: {n} bytes written, expected 4",
+                cb.bar
+            ));
+        }
+        ctx.model
+            .as_mut()
+            .ok_or("no COMP_REGS model")?
+            .write(rel, value);
+        Ok(())
+    };
+
+    let ctrl_off = l.dec_reg(0, DEC_CTRL);
+    let ctrl = ctx.model()?.get(ctrl_off);
+    if ctrl & CTRL_LOCK != 0 {
+        bar_write(ctx, ctrl_off, ctrl & !CTRL_LOCK)?;
+        ctx.comp_check(
+            diag,
+            &format!("clearing LOCK of decoder 0 through BAR{}", cb.bar),
+        )?;
+    }
+    let off = l.dec_reg(0, DEC_BASE_LO);
+    let cur = ctx.model()?.get(off);
+    let value = if cur & LOW_ADDR_MASK == 0x3000_0000 {
+        0x5000_0000
+    } else {
+        0x3000_0000
+    };
+    bar_write(ctx, off, value)?;
+    let want = ctx.model()?.get(off);
+    ctx.comp_check(
+        diag,
+        &format!(
+            "writing {value:#010x} to decoder 0 BASE_LO through BAR{} +{:#x}",
+            cb.bar,
+            cm + off as u64
+        ),
+    )?;
+    let got = ctx.comp_read(off)?;
+    diag.push(format!(
+        "decoder 0 BASE_LO: {cur:#010x} -> {got:#010x} (model {want:#010x})"
+    ));
+    if want == cur {
+        problems.push(format!(
+            "the model expects no change from writing {value:#010x} over {cur:#010x}"
+        ));
+    }
+    let via_bar = cb.read_all(ctx.dev()?, cm + off as u64, 4)?;
+    if via_bar[..] != got.to_le_bytes() {
+        problems.push(format!(
+            "BASE_LO reads {via_bar:02x?} through the BAR, {got:#010x} through COMP_REGS"
+        ));
+    }
+
+    // Not whole aligned dwords where the emulation is: refused, nothing changes.
+    let last = size as usize - 4;
+    let refused: &[(u64, &[u8])] = &[
+        (cm + off as u64, &[0x5a]),
+        (cm + off as u64, &[0x5a; 2]),
+        (cm + off as u64, &[0x5a; 3]),
+        (cm + off as u64 + 1, &[0x5a; 4]),
+        (cm + off as u64 + 2, &[0x5a; 2]),
+        (cm + off as u64 + 3, &[0x5a]),
+        (cm + ctrl_off as u64 + 1, &[0xff; 2]),
+        (cm + last as u64 + 2, &[0xff; 4]),
+        (cm - 2, &[0x00; 4]),
+    ];
+    for &(pos, data) in refused {
+        if let Err(p) = expect_einval(
+            cb.pwrite(ctx.dev()?, pos, data),
+            &format!("{}-byte write at BAR{} +{pos:#x}", data.len(), cb.bar),
+        ) {
+            problems.push(p);
+        }
+    }
+    if let Err(e) = ctx.comp_check(
+        diag,
+        "refused sub-dword and unaligned writes through the BAR",
+    ) {
+        problems.push(e);
+    }
+
+    // Elsewhere in the block: accepted and discarded.
+    let mut discarded: Vec<(u64, Vec<u8>)> = vec![
+        (cb.block + 0x10, vec![0xff; 4]),
+        (cb.block + 0x11, vec![0xa5]),
+        (cb.block + 0x22, vec![0x5a; 2]),
+        (cm + size, vec![0xff; 4]),
+        (cb.block + cb.block_size - 4, vec![0xff; 4]),
+    ];
+    if cb.block_size > 0x2000 {
+        discarded.push((cb.block + 0x2000, vec![0xff; 4]));
+    }
+    for (pos, data) in &discarded {
+        match cb.pwrite(ctx.dev()?, *pos, data) {
+            Ok(n) if n == data.len() => {}
+            other => problems.push(format!(
+                "{}-byte write at BAR{} +{pos:#x}: {other:?}, expected {} (accepted, discarded)",
+                data.len(),
+                cb.bar,
+                data.len()
+            )),
+        }
+    }
+    let vfio_after = cb.read_all(ctx.dev()?, cb.block, cb.block_size as usize)?;
+    let mut changed = Vec::new();
+    for (i, (a, b)) in vfio_after.iter().zip(&vfio_before).enumerate() {
+        let pos = cb.block + i as u64;
+        if a != b && !cb.emulated(pos, size) {
+            changed.push(format!("BAR{} +{pos:#x}: {b:#04x} -> {a:#04x}", cb.bar));
+        }
+    }
+    if !changed.is_empty() {
+        problems.push(format!(
+            "{} byte(s) of the block outside COMP_REGS changed through VFIO",
+            changed.len()
+        ));
+        diag.extend(changed.into_iter().take(16));
+    }
+    if let Err(e) = ctx.comp_check(diag, "discarded writes elsewhere in the block") {
+        problems.push(e);
+    }
+
+    // The hardware saw none of it.
+    let hw_after = hw_dwords(&bdf, cb.bar, cb.block, n_block)?;
+    let mut hw_changed = Vec::new();
+    for (i, (a, b)) in hw_after.iter().zip(&hw_before).enumerate() {
+        if a != b {
+            hw_changed.push(format!(
+                "hardware BAR{} +{:#x}: {b:#010x} -> {a:#010x}",
+                cb.bar,
+                cb.block + 4 * i as u64
+            ));
+        }
+    }
+    let hw_idx = ((cm - cb.block) as usize + off) / 4;
+    diag.push(format!(
+        "hardware decoder 0 BASE_LO: {:#010x} before, {:#010x} after",
+        hw_before[hw_idx], hw_after[hw_idx]
+    ));
+    if !hw_changed.is_empty() {
+        problems.push(format!(
+            "{} real register(s) of the block changed",
+            hw_changed.len()
+        ));
+        diag.extend(hw_changed.into_iter().take(16));
+    }
+    all_ok(problems, diag)
+}
+
+fn comp_regs_region_cap(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let comp = ctx.comp()?.clone();
+    let cfg = ctx.sysfs_config()?;
+    let (bar, block) =
+        component_block(&cfg).ok_or("no component register block in the Register Locator DVSEC")?;
+    let bar_size = pci::resource(&ctx.opts.bdf, bar as usize)
+        .map_err(|e| e.to_string())?
+        .size();
+    let caps = comp.capabilities();
+    diag.push(format!(
+        "COMP_REGS flags [{}], caps {:?}; Register Locator: BAR{bar} +{block:#x}, BAR size {bar_size:#x}",
+        region_flags_str(comp.flags),
+        caps.iter().map(|c| (c.id, c.version)).collect::<Vec<_>>()
+    ));
+    let found: Vec<_> = caps
+        .iter()
+        .filter(|c| c.id == VFIO_REGION_INFO_CAP_CXL_COMP_REGS)
+        .collect();
+    let c = match found.as_slice() {
+        [c] => *c,
+        other => {
+            return Err(format!(
+                "{} capabilities with id {VFIO_REGION_INFO_CAP_CXL_COMP_REGS}, expected 1",
+                other.len()
+            )
+            .into())
+        }
+    };
+    let mut problems = Vec::new();
+    if comp.flags & VFIO_REGION_INFO_FLAG_CAPS == 0 {
+        problems.push("CAPS flag clear".to_string());
+    }
+    if c.version != 1 {
+        problems.push(format!("version {}, expected 1", c.version));
+    }
+    let cap = c.cxl_comp_regs().ok_or(format!(
+        "capability truncated: {} bytes after the header, expected 24",
+        c.data.len()
+    ))?;
+    diag.push(format!(
+        "cap: bar_index {} pad {:#x} block_offset {:#x} block_size {:#x}",
+        cap.bar_index, cap.pad, cap.block_offset, cap.block_size
+    ));
+    let want = (u32::from(bar), block, comp_block_size(bar_size, block));
+    let got = (cap.bar_index, cap.block_offset, cap.block_size);
+    if got != want {
+        problems.push(format!(
+            "(bar_index, block_offset, block_size) = {got:#x?}, expected {want:#x?}"
+        ));
+    }
+    if let Some(dc) = ctx.info.as_ref().and_then(cxl_device_cap) {
+        if (u32::from(dc.hdm_regs_bar_index), dc.hdm_regs_offset)
+            != (cap.bar_index, cap.block_offset + CXL_CM_OFFSET)
+        {
+            problems.push(format!(
+                "the device capability puts the CXL.mem area at BAR{} +{:#x}, this one at BAR{} +{:#x}",
+                dc.hdm_regs_bar_index,
+                dc.hdm_regs_offset,
+                cap.bar_index,
+                cap.block_offset + CXL_CM_OFFSET
+            ));
+        }
+    }
+    all_ok(problems, diag)
+}
+
 fn comp_regs_hardware_untouched(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     let l = ctx.layout()?;
-    let before = ctx.bar_before.clone().ok_or("no BAR0 snapshot")?;
+    let before = ctx.bar_before.clone().ok_or("no hardware snapshot")?;
+    let now_all = ctx.hw_cm_dwords(0, before.len())?;
     let mut diffs = Vec::new();
-    for (i, b) in before.iter().enumerate() {
-        let now = ctx.bar_read(i * 4)?;
+    for (i, (b, &now)) in before.iter().zip(&now_all).enumerate() {
         if now != *b {
             diffs.push(format!(
                 "+{:#x} ({}): {b:#010x} -> {now:#010x}",
@@ -1395,7 +2054,11 @@ fn comp_regs_hardware_untouched(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepRe
     }
     let n = diffs.len();
     diag.extend(diffs);
-    Err(format!("{n} real CXL.mem register(s) in BAR0 changed during the COMP_REGS tests").into())
+    Err(format!(
+        "{n} real CXL.mem register(s) in BAR{} changed during the COMP_REGS and BAR tests",
+        ctx.comp_bar
+    )
+    .into())
 }
 
 // ---------------------------------------------------------------------------
@@ -2391,6 +3054,54 @@ mod tests {
         assert_eq!(
             NO_CXL_STEPS.iter().map(|s| s.name).collect::<Vec<_>>(),
             ["vfio_open", "no_comp_regs_region", "config_readable"]
+        );
+    }
+
+    #[test]
+    fn component_bar_reference() {
+        let page = 0x1000;
+        assert_eq!(comp_block_size(0x10000, 0), 0x10000);
+        assert_eq!(comp_block_size(0x18000, 0x10000), 0x8000);
+        assert_eq!(comp_block_size(0x100000, 0x20000), 0x10000);
+        // The block fills the BAR (the QEMU device): nothing to map.
+        assert_eq!(expected_sparse_areas(0x10000, 0, page), []);
+        // At the start, at the end, in the middle.
+        assert_eq!(
+            expected_sparse_areas(0x20000, 0, page),
+            [(0x10000, 0x10000)]
+        );
+        assert_eq!(
+            expected_sparse_areas(0x20000, 0x10000, page),
+            [(0, 0x10000)]
+        );
+        assert_eq!(
+            expected_sparse_areas(0x40000, 0x10000, page),
+            [(0, 0x10000), (0x20000, 0x20000)]
+        );
+        // A block that is not page aligned takes whole pages.
+        assert_eq!(
+            expected_sparse_areas(0x40000, 0x10800, page),
+            [(0, 0x10000), (0x21000, 0x1f000)]
+        );
+        // Cut short by the end of the BAR.
+        assert_eq!(
+            expected_sparse_areas(0x18000, 0x10000, page),
+            [(0, 0x10000)]
+        );
+        assert_eq!(
+            expected_sparse_areas(0x18000, 0x10800, 0x10000),
+            [(0, 0x10000)]
+        );
+        let raw: Vec<u8> = [32u32, 3, 0, 0]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .chain(0x10000u64.to_ne_bytes())
+            .chain(0x1234u64.to_ne_bytes())
+            .collect();
+        assert_eq!(raw_region_info(&raw), (32, 3, 0, 0, 0x10000, 0x1234));
+        assert_eq!(
+            le_bytes(&[0x0403_0201, 0x0807_0605]),
+            [1, 2, 3, 4, 5, 6, 7, 8]
         );
     }
 

@@ -1,13 +1,18 @@
-//! `cxlvfio`: inspect a PCI device through VFIO, as a VMM sees it.
+//! `cxlvfio`: inspect a PCI device through VFIO, as a VMM sees it; check the
+//! data the in-VM DPA suite left in the device's memory backend file.
 //!
 //! ```text
 //! cxlvfio info <BDF>
+//! cxlvfio backend-check <BACKEND-FILE> [LOG...]
 //! ```
 
 use std::fmt::Write as _;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::process::ExitCode;
 
+use cxlvfio::backend::{self, MarkerLog};
+use cxlvfio::ktap::Ktap;
 use cxlvfio::uapi::{
     device_flags_str, irq_flags_str, irq_name, region_flags_str, region_name,
     VFIO_PCI_VGA_REGION_INDEX, VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
@@ -16,9 +21,16 @@ use cxlvfio::vfio::Capability;
 use cxlvfio::{open_device, pci};
 
 const USAGE: &str = "usage: cxlvfio info <BDF>\n\
+       cxlvfio backend-check <BACKEND-FILE> [LOG...]\n\
 \n\
-Opens the PCI device <BDF> (e.g. 0000:0d:00.0) through VFIO and prints the\n\
-bound driver, IOMMU group, device flags, regions, IRQs and config-space IDs.";
+info: opens the PCI device <BDF> (e.g. 0000:0d:00.0) through VFIO and prints the\n\
+bound driver, IOMMU group, device flags, regions, IRQs and config-space IDs.\n\
+\n\
+backend-check: reads the output of cxlvfio-dpa from the LOG files ('-' or none:\n\
+standard input), and checks that <BACKEND-FILE> (the QEMU memory backend of the\n\
+device, DPA offset = file offset) holds the data each '# backend-check' line\n\
+describes. Prints KTAP; exit status 0 if every marker matched and the count line\n\
+agrees. Needs neither root nor the device.";
 
 fn describe_cap(cap: &Capability) -> String {
     if let Some(areas) = cap.sparse_mmap_areas() {
@@ -148,6 +160,79 @@ fn info(bdf: &str) -> io::Result<String> {
     Ok(out)
 }
 
+/// The concatenated text of `logs` (`-` is standard input; none means standard input).
+fn read_logs(logs: &[&str]) -> io::Result<String> {
+    let mut text = String::new();
+    let stdin_only = ["-"];
+    let logs = if logs.is_empty() {
+        &stdin_only[..]
+    } else {
+        logs
+    };
+    for &log in logs {
+        let mut bytes = Vec::new();
+        if log == "-" {
+            io::stdin().read_to_end(&mut bytes)?;
+        } else {
+            File::open(log)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .map_err(|e| io::Error::new(e.kind(), format!("{log}: {e}")))?;
+        }
+        // Console captures may hold stray non-UTF-8 bytes; marker lines are ASCII.
+        text.push_str(&String::from_utf8_lossy(&bytes));
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// Checks every marker of `log` against `file`, printing KTAP to `ktap`.
+/// Returns whether everything passed.
+fn check_markers<W: io::Write>(file: &File, log: &MarkerLog, mut ktap: Ktap<W>) -> bool {
+    for e in &log.errors {
+        ktap.not_ok("backend-check line", &format!("malformed: {e}"));
+    }
+    for m in &log.markers {
+        let name = format!("backend offset {:#x} len {}", m.offset, m.len);
+        match backend::check_marker(file, m) {
+            Ok(()) => ktap.ok(&name),
+            Err(e) => ktap.not_ok(&name, &e),
+        }
+    }
+    // The count line proves the marker lines were not cut short or mangled.
+    match log.counts[..] {
+        [n] if n == log.markers.len() => ktap.ok("backend-check count"),
+        [n] => ktap.not_ok(
+            "backend-check count",
+            &format!(
+                "the guest printed {n} markers, {} parsed",
+                log.markers.len()
+            ),
+        ),
+        [] => ktap.not_ok("backend-check count", "no count line"),
+        ref many => ktap.not_ok(
+            "backend-check count",
+            &format!("{} count lines (several runs in one log?)", many.len()),
+        ),
+    }
+    let ok = ktap.all_passed();
+    ktap.finish();
+    ok
+}
+
+fn backend_check(file: &str, logs: &[&str]) -> io::Result<bool> {
+    let text = read_logs(logs)?;
+    let log = backend::parse_log(&text);
+    let f = File::open(file).map_err(|e| io::Error::new(e.kind(), format!("{file}: {e}")))?;
+    if log.markers.is_empty() && log.errors.is_empty() && log.counts.is_empty() {
+        let mut ktap = Ktap::stdout(1);
+        ktap.not_ok("backend markers", "no '# backend-check' lines in the input");
+        ktap.finish();
+        return Ok(false);
+    }
+    let plan = log.errors.len() + log.markers.len() + 1;
+    Ok(check_markers(&f, &log, Ktap::stdout(plan)))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -156,20 +241,99 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        ["info", bdf] => info(bdf),
+        ["info", bdf] => info(bdf).map(|report| {
+            print!("{report}");
+            true
+        }),
+        ["backend-check", file, ref logs @ ..] => backend_check(file, logs),
         _ => {
             eprintln!("cxlvfio: error: bad arguments\n{USAGE}");
             return ExitCode::FAILURE;
         }
     };
     match result {
-        Ok(report) => {
-            print!("{report}");
-            ExitCode::SUCCESS
-        }
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("cxlvfio: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cxlvfio::backend::Marker;
+    use cxlvfio::pattern;
+
+    fn backend_file(name: &str, content: &[u8]) -> (std::path::PathBuf, File) {
+        let path = std::env::temp_dir().join(format!("cxlvfio-cli-{name}-{}", std::process::id()));
+        std::fs::write(&path, content).unwrap();
+        let f = File::open(&path).unwrap();
+        (path, f)
+    }
+
+    fn run(file: &File, text: &str) -> (bool, String) {
+        let log = backend::parse_log(text);
+        let plan = log.errors.len() + log.markers.len() + 1;
+        let mut out = Vec::new();
+        let ok = check_markers(file, &log, Ktap::new(&mut out, plan));
+        (ok, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn markers_checked_against_the_file() {
+        let mut content = vec![0u8; 0x10000];
+        let a = pattern::bytes(1, 0x1003, 4096);
+        content[0x1003..0x2003].copy_from_slice(&a);
+        let (path, f) = backend_file("check", &content);
+        let good = Marker::describe(0x1003, &a);
+        let missing = Marker::describe(0x8000, &a);
+        let text = format!(
+            "KTAP version 1\n# {}\n# {}\n# {}\nok 19 backend_markers\n",
+            good.to_diag(),
+            missing.to_diag(),
+            backend::count_diag(2)
+        );
+        let (ok, out) = run(&f, &text);
+        assert!(!ok);
+        assert!(
+            out.contains("ok 1 backend offset 0x1003 len 4096\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("not ok 2 backend offset 0x8000 len 4096 # "),
+            "{out}"
+        );
+        assert!(out.contains("(all zeros)"), "{out}");
+        assert!(out.contains("ok 3 backend-check count\n"), "{out}");
+
+        let text = format!("# {}\n# {}\n", good.to_diag(), backend::count_diag(1));
+        let (ok, out) = run(&f, &text);
+        assert!(ok, "{out}");
+
+        // A lost marker line, a missing count line, a malformed line.
+        let (ok, out) = run(
+            &f,
+            &format!("# {}\n# {}\n", good.to_diag(), backend::count_diag(2)),
+        );
+        assert!(!ok && out.contains("2 markers, 1 parsed"), "{out}");
+        let (ok, out) = run(&f, &format!("# {}\n", good.to_diag()));
+        assert!(!ok && out.contains("no count line"), "{out}");
+        let (ok, out) = run(&f, "# backend-check offset=0x10\n# backend-check count=0\n");
+        assert!(!ok && out.contains("malformed"), "{out}");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn logs_are_concatenated() {
+        let (p1, _) = backend_file("log1", b"# backend-check count=1");
+        let (p2, _) = backend_file("log2", b"second\xff");
+        let text = read_logs(&[p1.to_str().unwrap(), p2.to_str().unwrap()]).unwrap();
+        assert_eq!(text, "# backend-check count=1\nsecond\u{fffd}\n");
+        assert!(read_logs(&["/nonexistent/log"]).is_err());
+        std::fs::remove_file(p1).unwrap();
+        std::fs::remove_file(p2).unwrap();
     }
 }
