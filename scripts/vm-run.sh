@@ -2,7 +2,7 @@
 # Run a host command inside the CXL test VM (QEMU q35 + TCG, booted by virtme-ng),
 # with the host filesystem visible at the same paths (/tmp writable).
 #
-#   scripts/vm-run.sh [--setup none|fw|bind] [--disable-cxl] [--] CMD...
+#   scripts/vm-run.sh [--setup none|fw|bind] [--disable-cxl] [--modargs ARGS] [--] CMD...
 #
 # The VM also has a pci-testdev (1b36:0005): a device without CXL, for plain vfio-pci.
 # Before CMD runs, the guest (see scripts/guest-setup.sh):
@@ -21,12 +21,13 @@ modargs=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--setup) setup=$2; shift 2 ;;
-	--disable-cxl) modargs="disable_cxl=1"; shift ;;
+	--disable-cxl) modargs="$modargs disable_cxl=1"; shift ;;
+	--modargs) modargs="$modargs $2"; shift 2 ;;
 	--) shift; break ;;
 	*) break ;;
 	esac
 done
-[ $# -gt 0 ] || { echo "usage: $0 [--setup none|fw|bind] [--disable-cxl] [--] CMD..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 [--setup none|fw|bind] [--disable-cxl] [--modargs ARGS] [--] CMD..." >&2; exit 2; }
 [ -f "$KBUILD/arch/x86/boot/bzImage" ] || { echo "vm-run: no kernel in $KBUILD: run 'make kernel'" >&2; exit 2; }
 [ -x "$REPO/target/release/cxl-fwemu" ] || { echo "vm-run: build the host tools first ('make tools')" >&2; exit 2; }
 

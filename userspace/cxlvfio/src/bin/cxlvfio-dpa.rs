@@ -103,11 +103,12 @@ const MARKER_LEN: usize = 4096;
 const MAX_LOG_LINES: usize = 40;
 
 const USAGE: &str = "usage: cxlvfio-dpa [--device <BDF>] [--expect-ids VVVV:DDDD] \
-[--resets N] [--only NAME]\n\
+[--resets N] [--only NAME] [--expect-no-scrub]\n\
 \n\
 Tests the DPA region (device memory) of cxl-vfio-pci on <BDF> (default: $CXL_BDF)\n\
 through VFIO and prints KTAP. --resets: VFIO_DEVICE_RESETs during the stress test\n\
 (default 200). --only NAME: run test NAME and the tests it depends on.\n\
+--expect-no-scrub: the module was loaded with scrub_memory=0: data must survive a reopen.\n\
 The backend_markers test prints '# backend-check' lines; after the VM exits,\n\
 'cxlvfio backend-check <backend file>' checks them. Exit status 0 if every test passed.";
 
@@ -118,12 +119,15 @@ struct Options {
     device: u16,
     resets: u32,
     only: Option<String>,
+    /// The driver was loaded with `scrub_memory=0`.
+    expect_no_scrub: bool,
 }
 
 /// `Ok(None)` means help was requested.
 fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options>, String> {
     let mut resets = DEFAULT_RESETS;
     let mut only = None;
+    let mut expect_no_scrub = false;
     let dev = cli::parse_device_args(args, env_bdf, DEFAULT_IDS, |opt| match opt.key {
         "--resets" => {
             let v = opt.value()?;
@@ -139,6 +143,10 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
             only = Some(v);
             Ok(true)
         }
+        "--expect-no-scrub" => {
+            expect_no_scrub = true;
+            Ok(true)
+        }
         _ => Ok(false),
     })?;
     Ok(dev.map(|dev| Options {
@@ -147,6 +155,7 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
         device: dev.device,
         resets,
         only,
+        expect_no_scrub,
     }))
 }
 
@@ -1813,6 +1822,39 @@ fn dpa_tenant_isolation(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     }
     ctx.reopen()?;
     diag.push("closed device, group and container; reopened".to_string());
+    let param = "/sys/module/cxl_vfio_pci/parameters/scrub_memory";
+    let scrub = fs::read_to_string(param).map_err(|e| format!("{param}: {e}"))?;
+    let want = if ctx.opts.expect_no_scrub { "N" } else { "Y" };
+    diag.push(format!("{param}: {}", scrub.trim()));
+    if scrub.trim() != want {
+        return Err(format!("{param} reads {:?}, expected {want}", scrub.trim()).into());
+    }
+    if ctx.opts.expect_no_scrub {
+        // scrub_memory=0: the device is trusted to clear its memory itself; the driver does
+        // not, so what the previous open wrote is still there (QEMU's device keeps it).
+        let map = ctx.map_dpa()?;
+        let mut problems = Vec::new();
+        for &(off, len) in via_map.iter().chain(&via_pwrite) {
+            let want = pattern::bytes(seed, off as u64, len);
+            for (how, got) in [
+                ("pread", ctx.read_full(off, len)),
+                ("a new mapping", Ok(map.read_vec(off, len))),
+            ] {
+                match got.and_then(|got| {
+                    compare(
+                        &format!("{how} in the new open (no scrub)"),
+                        off,
+                        &got,
+                        &want,
+                    )
+                }) {
+                    Ok(()) => {}
+                    Err(e) => problems.push(e),
+                }
+            }
+        }
+        return all_ok(problems, diag);
+    }
     let mut problems = Vec::new();
     for (off, len) in via_map.iter().chain(&via_pwrite) {
         match ctx.read_full(*off, *len) {
@@ -2551,8 +2593,13 @@ mod tests {
                 device: 0x0d93,
                 resets: DEFAULT_RESETS,
                 only: None,
+                expect_no_scrub: false,
             }
         );
+        let o = parse_args(&s(&["--expect-no-scrub"]), Some("0d:00.0".into()))
+            .unwrap()
+            .unwrap();
+        assert!(o.expect_no_scrub);
         let o = parse_args(
             &s(&["--resets=7", "--only", "dpa_low_power"]),
             Some("0000:0d:00.0".into()),
