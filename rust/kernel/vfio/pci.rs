@@ -1038,7 +1038,13 @@ impl<T: Driver> Adapter<T> {
             offset: offset_in_region(file_offset),
             _lifetime: PhantomData,
         };
-        T::region_fault(dev, id, &fault).0
+        let ret = T::region_fault(dev, id, &fault);
+        // The mm core handles FALLBACK only from `huge_fault`: from `fault` it would go on
+        // without a page. A page-sized piece that cannot be mapped is an error.
+        if size == FaultSize::Page && ret == FaultResult::FALLBACK {
+            return FaultResult::SIGBUS.0;
+        }
+        ret.0
     }
 
     const fn regops() -> &'static bindings::vfio_pci_regops {

@@ -97,6 +97,34 @@ pub(crate) fn mmap_allowed(dev: &CoreDevice<CxlVfioPci>, cxl: &CxlDevice, vma: &
     )
 }
 
+/// Whether a `VFIO_DEVICE_IOEVENTFD` request at user address `arg` targets the block:
+/// `struct vfio_device_ioeventfd` { argsz, flags (bits 3:0 the access size), offset, ... }.
+pub(crate) fn ioeventfd_hits_block(
+    dev: &CoreDevice<CxlVfioPci>,
+    cxl: &CxlDevice,
+    arg: usize,
+) -> Result<bool> {
+    let mut head = [0u8; 16];
+    UserSlice::new(arg, head.len())
+        .reader()
+        .read_slice(&mut head)?;
+    let flags = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&head[8..16]);
+    let pos = u64::from_le_bytes(offset);
+    // Sizes 1, 2, 4 and 8 are flag bits 0..3; take the largest set so that no combination
+    // slips through (vfio-pci-core rejects anything but exactly one).
+    let count = match flags & 0xf {
+        0 => 1,
+        f => 1usize << (31 - f.leading_zeros()),
+    };
+    let Ok(pos) = i64::try_from(pos) else {
+        // Not a BAR offset at all: vfio-pci-core rejects it.
+        return Ok(false);
+    };
+    Ok(touches_block(dev, cxl, pos, count))
+}
+
 /// Whether a device-file access at `pos` of `count` bytes touches the block.
 pub(crate) fn touches_block(
     dev: &CoreDevice<CxlVfioPci>,

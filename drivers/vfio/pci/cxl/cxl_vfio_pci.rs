@@ -98,12 +98,12 @@ const VFIO_DEVICE_FEATURE_PROBE: u32 = 1 << 18;
 const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY: u32 = 3;
 const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: u32 = 4;
 const VFIO_DEVICE_FEATURE_LOW_POWER_EXIT: u32 = 5;
-/// Config registers whose writes can reset the function or change its power state:
-/// PM Control/Status, PCIe Device Control (Initiate FLR) and Advanced Features Control.
+/// PM Control/Status: its writes change the power state without any PCI core callback. (An
+/// FLR requested through PCIe Device Control or AF Control needs no such care: vfio-pci-core
+/// starts it with `pci_try_reset_function` under `memory_lock`, so `reset_prepare` revokes.)
 const PCI_PM_CTRL: u16 = 4;
-const PCI_EXP_DEVCTL: u16 = 8;
-const PCI_CAP_ID_AF: u8 = 0x13;
-const PCI_AF_CTRL: u16 = 5;
+/// `VFIO_DEVICE_IOEVENTFD`.
+const VFIO_DEVICE_IOEVENTFD: u32 = _IO(VFIO_TYPE, VFIO_BASE + 16);
 /// Size of an extended capability header.
 const PCI_EXT_CAP_HEADER_SIZE: u64 = 4;
 
@@ -122,9 +122,9 @@ struct DeviceState {
     /// The DPA region's state. Taken after vfio-pci-core's `memory_lock` when both are held.
     #[pin]
     dpa: Mutex<dpa::DpaState>,
-    /// Config-space byte ranges `(start, len)` whose writes may reset the function or change
-    /// its power state: the DPA region is revoked around them.
-    power_regs: [Option<(u16, u16)>; 3],
+    /// Config-space byte ranges `(start, len)` whose writes change the function's power state
+    /// without a PCI core callback: the DPA region is revoked around them.
+    power_regs: [Option<(u16, u16)>; 1],
 }
 
 /// Shadows that live from one open (or reset) to the next.
@@ -481,12 +481,7 @@ impl vfio_pci::Driver for CxlVfioPci {
                 }
             }
         };
-        let power_regs = [
-            pdev.pm_cap().map(|cap| (cap + PCI_PM_CTRL, 2)),
-            pdev.pcie_cap().map(|cap| (cap + PCI_EXP_DEVCTL, 2)),
-            pdev.find_capability(PCI_CAP_ID_AF)
-                .map(|cap| (cap + PCI_AF_CTRL, 1)),
-        ];
+        let power_regs = [pdev.pm_cap().map(|cap| (cap + PCI_PM_CTRL, 2))];
         try_pin_init!(DeviceState {
             cxl,
             open <- new_mutex!(OpenState {
@@ -537,6 +532,9 @@ impl vfio_pci::Driver for CxlVfioPci {
         };
         match cmd {
             VFIO_DEVICE_GET_INFO => Self::get_info(dev, cxl, arg),
+            // An ioeventfd writes the BAR from the kernel, bypassing read/write: none may
+            // target the component register block.
+            VFIO_DEVICE_IOEVENTFD if bar::ioeventfd_hits_block(dev, cxl, arg)? => Err(EINVAL),
             bar::VFIO_DEVICE_GET_REGION_INFO => match bar::region_info(dev, cxl, arg) {
                 Some(ret) => ret,
                 None => dev.core_ioctl(cmd, arg),

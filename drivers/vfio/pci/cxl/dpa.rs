@@ -216,6 +216,9 @@ fn activate(pdev: &pci::Device, cxl: &CxlDevice, fw: &FirmwareDecoder, st: &mut 
             st.status = Status::Active;
             true
         }
+        // Transient (memory decode off, the device still completing its reset): keep
+        // waiting for a restore, so that the next access tries again.
+        Err(DecoderMismatch::NotResponding) => false,
         Err(why) => {
             st.status = Status::Failed;
             if !st.failure_logged {

@@ -839,6 +839,12 @@ const STEPS: &[Step] = &[
         run: dpa_stress_resets,
     },
     Step {
+        name: "ioeventfd_refused_on_block",
+        deps: OPEN,
+        open: true,
+        run: ioeventfd_refused_on_block,
+    },
+    Step {
         name: "backend_markers",
         deps: DPA,
         open: true,
@@ -1792,6 +1798,82 @@ fn reset_keeps_mapping(
             Err(e) => problems.push(format!("after reset: {e}")),
         }
     }
+    all_ok(problems, diag)
+}
+
+/// `VFIO_DEVICE_IOEVENTFD`: `_IO(VFIO_TYPE, VFIO_BASE + 16)`.
+const VFIO_DEVICE_IOEVENTFD: libc::c_ulong = (b';' as libc::c_ulong) << 8 | (100 + 16);
+
+/// Registers (or, with `fd` -1, unregisters) a 4-byte ioeventfd at `offset` of the device file.
+fn ioeventfd(dev: &Device, offset: u64, fd: i32) -> io::Result<()> {
+    // struct vfio_device_ioeventfd { argsz, flags, offset, data, fd, reserved }
+    let mut req = [0u8; 32];
+    req[0..4].copy_from_slice(&32u32.to_le_bytes());
+    req[4..8].copy_from_slice(&4u32.to_le_bytes()); // VFIO_DEVICE_IOEVENTFD_32
+    req[8..16].copy_from_slice(&offset.to_le_bytes());
+    req[16..24].copy_from_slice(&0x1234_5678u64.to_le_bytes());
+    req[24..28].copy_from_slice(&fd.to_le_bytes());
+    // SAFETY: `req` is a valid struct vfio_device_ioeventfd, alive for the call.
+    let ret = unsafe {
+        libc::ioctl(
+            dev.as_fd().as_raw_fd(),
+            VFIO_DEVICE_IOEVENTFD as _,
+            req.as_ptr(),
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// An ioeventfd writes the BAR from the kernel when signalled, bypassing read and write: one
+/// aimed at the component register block (the real HDM decoder 0 Base Low here) must be
+/// refused, while one elsewhere (another BAR) is accepted.
+fn ioeventfd_refused_on_block(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let dev = ctx.dev()?;
+    // SAFETY: eventfd() has no memory arguments.
+    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if efd < 0 {
+        return Err(format!("eventfd: {}", io::Error::last_os_error()).into());
+    }
+    let block_target = 0x1000 + 0x110 + 0x10; // BAR0: component block + CXL.mem + HDM + base low
+    let refused = ioeventfd(dev, block_target, efd);
+    diag.push(format!(
+        "ioeventfd on BAR0 +{block_target:#x}: {}",
+        match &refused {
+            Ok(()) => "accepted".to_string(),
+            Err(e) => describe_err(e),
+        }
+    ));
+    let mut problems = Vec::new();
+    match refused {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        Ok(()) => {
+            let _ = ioeventfd(dev, block_target, -1);
+            problems.push("an ioeventfd on the component register block was accepted".to_string());
+        }
+        Err(e) => problems.push(format!("expected EINVAL, got {}", describe_err(&e))),
+    }
+    // Control: a BAR outside the block takes an ioeventfd (vfio-pci's behaviour).
+    let other = (1..6u32).find(|&i| dev.region_info(i).is_ok_and(|r| r.size >= 4));
+    match other {
+        Some(bar) => {
+            let offset = (u64::from(bar)) << 40;
+            match ioeventfd(dev, offset, efd) {
+                Ok(()) => {
+                    diag.push(format!("ioeventfd on BAR{bar} +0x0: accepted"));
+                    if let Err(e) = ioeventfd(dev, offset, -1) {
+                        problems.push(format!("unregistering on BAR{bar}: {}", describe_err(&e)));
+                    }
+                }
+                Err(e) => problems.push(format!("ioeventfd on BAR{bar}: {}", describe_err(&e))),
+            }
+        }
+        None => diag.push("no other BAR for the control case".to_string()),
+    }
+    // SAFETY: `efd` is ours and no longer used.
+    unsafe { libc::close(efd) };
     all_ok(problems, diag)
 }
 
