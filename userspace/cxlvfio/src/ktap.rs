@@ -192,6 +192,36 @@ pub fn parse_results(text: &str) -> (usize, usize, usize) {
     (passed, failed, skipped)
 }
 
+/// Why a step of an in-VM suite did not pass: it failed, or it could not run here.
+#[derive(Debug)]
+pub enum Failure {
+    /// The step failed, for this reason.
+    Fail(String),
+    /// The step does not apply to this device, for this reason.
+    Skip(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Fail(s)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(s: &str) -> Self {
+        Failure::Fail(s.to_string())
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Fail(e.to_string())
+    }
+}
+
+/// The outcome of one step of an in-VM suite.
+pub type StepResult = Result<(), Failure>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use cxlvfio::cli;
 use cxlvfio::cxl::*;
 use cxlvfio::error::raw_os_error;
+use cxlvfio::ktap::{Failure, Ktap, StepResult};
 use cxlvfio::mmap::PAGE_SIZE;
 use cxlvfio::uapi::{
     device_flags_str, region_flags_str, VfioDeviceInfoCapCxl, VFIO_DEVICE_FLAGS_CXL,
@@ -35,7 +36,7 @@ use cxlvfio::uapi::{
     VFIO_REGION_INFO_CAP_TYPE, VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP,
     VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
 };
-use cxlvfio::{kmsg, ktap::Ktap, open_device, pci, Container, Device, DeviceInfo, Group};
+use cxlvfio::{kmsg, open_device, pci, Container, Device, DeviceInfo, Group};
 use cxlvfio::{kmsg::read_kernel_log, RegionInfo};
 
 /// QEMU `cxl-type3` PCI IDs.
@@ -83,33 +84,6 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
         no_cxl,
     }))
 }
-
-/// Why a step did not pass.
-#[derive(Debug)]
-enum Failure {
-    Fail(String),
-    Skip(String),
-}
-
-impl From<String> for Failure {
-    fn from(s: String) -> Self {
-        Failure::Fail(s)
-    }
-}
-
-impl From<&str> for Failure {
-    fn from(s: &str) -> Self {
-        Failure::Fail(s.to_string())
-    }
-}
-
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Self {
-        Failure::Fail(e.to_string())
-    }
-}
-
-type StepResult = Result<(), Failure>;
 
 /// Where the CXL Device DVSEC is in config space.
 #[derive(Debug, Clone, Copy)]

@@ -39,7 +39,7 @@ use cxlvfio::cxl::{
 use cxlvfio::error::raw_os_error;
 use cxlvfio::iomem::{self, IomemEntry};
 use cxlvfio::kmsg::{self, KmsgRecord, LOG_ERR};
-use cxlvfio::ktap::Ktap;
+use cxlvfio::ktap::{Failure, Ktap, StepResult};
 use cxlvfio::mmap::{thread_faults, ChildExit, Mapping, PAGE_SIZE};
 use cxlvfio::pattern::{self, Rng};
 use cxlvfio::sigbus;
@@ -158,32 +158,6 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
         expect_no_scrub,
     }))
 }
-
-/// Why a step did not pass.
-#[derive(Debug)]
-enum Failure {
-    Fail(String),
-}
-
-impl From<String> for Failure {
-    fn from(s: String) -> Self {
-        Failure::Fail(s)
-    }
-}
-
-impl From<&str> for Failure {
-    fn from(s: &str) -> Self {
-        Failure::Fail(s.to_string())
-    }
-}
-
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Self {
-        Failure::Fail(e.to_string())
-    }
-}
-
-type StepResult = Result<(), Failure>;
 
 /// A device-specific region and the `(type, subtype)` pairs its capabilities name.
 #[derive(Debug, Clone)]
@@ -2624,6 +2598,7 @@ fn run_suite(opts: Options) -> bool {
                 ktap.ok(step.name);
             }
             Ok(Err(Failure::Fail(reason))) => ktap.not_ok(step.name, &reason),
+            Ok(Err(Failure::Skip(reason))) => ktap.skip(step.name, &reason),
             Err(payload) => ktap.not_ok(
                 step.name,
                 &format!("panicked: {}", panic_message(payload.as_ref())),
