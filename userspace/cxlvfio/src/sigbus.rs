@@ -253,7 +253,9 @@ mod tests {
             thread::spawn(move || m.read_u64(4096 + 8))
         };
         wait_for(|| retried() > retried_before + 2);
-        f.set_len(8192).unwrap();
+        // Extend the file by writing the value itself: the page becomes
+        // reachable only once it holds the data (a set_len first would let
+        // the retried read see the zeros in between).
         f.write_all_at(&0x5a5au64.to_le_bytes(), 4096 + 8).unwrap();
         assert_eq!(reader.join().unwrap(), 0x5a5a);
         assert_eq!(unexpected(), before + 1);
