@@ -20,3 +20,11 @@ pub fn msleep(ms: u32) {
     // sleeping function provide (`might_sleep` checks it with `DEBUG_ATOMIC_SLEEP`).
     unsafe { crate::bindings::msleep(ms) }
 }
+
+/// Lets the scheduler run another task if this one has used up its time slice, in a long loop
+/// of work done in process context. May only be called where sleeping is allowed.
+pub fn cond_resched() {
+    // SAFETY: `cond_resched` has no preconditions beyond a sleepable context, which callers of
+    // a sleeping function provide.
+    unsafe { crate::bindings::cond_resched() };
+}

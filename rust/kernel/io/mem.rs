@@ -12,7 +12,7 @@
 use crate::{
     bindings,
     error::{
-        code::{EBUSY, EINVAL, ENOMEM},
+        code::{EBUSY, EINVAL, EIO, ENOMEM},
         Result,
     },
     str::CString,
@@ -146,11 +146,32 @@ impl DeviceMemory {
     }
 
     /// Copies `buf.len()` bytes at `offset` of the range into `buf`.
+    ///
+    /// The copy is machine-check safe (`copy_mc_to_kernel`): device memory can hold poisoned
+    /// lines, and reading one fails with `EIO` (the content of `buf` is then unspecified)
+    /// instead of bringing the kernel down, where the architecture can recover.
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result {
         let src = self.check(offset, buf.len())?;
-        // SAFETY: `src` is valid for `buf.len()` bytes of the mapping (invariant and `check`),
-        // which never overlaps a kernel buffer.
-        unsafe { core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        // `copy_mc_to_kernel` takes an `unsigned int` length.
+        const PIECE: usize = 1 << 30;
+        let mut done = 0;
+        while done < buf.len() {
+            let n = (buf.len() - done).min(PIECE);
+            // SAFETY: `src + done` is valid for `n` bytes of the mapping (invariant and
+            // `check`), which never overlaps a kernel buffer; `buf[done..done + n]` is valid
+            // for writes.
+            let left = unsafe {
+                bindings::copy_mc_to_kernel(
+                    buf.as_mut_ptr().add(done).cast(),
+                    src.add(done).cast(),
+                    n as core::ffi::c_uint,
+                )
+            };
+            if left != 0 {
+                return Err(EIO);
+            }
+            done += n;
+        }
         Ok(())
     }
 

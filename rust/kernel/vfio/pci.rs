@@ -137,8 +137,8 @@ pub trait Driver: Sized + 'static {
     }
 
     /// Called after any reset of the function: `VFIO_DEVICE_RESET`, a hot reset of its bus or
-    /// slot (also one requested through another device of the set), a reset through sysfs, an
-    /// error recovery. Runs with the device lock held, possibly while vfio-pci-core holds its
+    /// slot (also one requested through another device of the set), a reset through sysfs or
+    /// the open-time reset; each call ends one [`Driver::reset_prepare`]. Runs with the device lock held, possibly while vfio-pci-core holds its
     /// `memory_lock` and the PCI core blocks user config accesses: it must not wait for
     /// anything a user access path holds while it touches the device. Record that state is
     /// stale and rebuild it on the next access.
@@ -147,12 +147,28 @@ pub trait Driver: Sized + 'static {
     }
 
     /// Called before any reset of the function (the resets listed for
-    /// [`Driver::reset_done`]) and when an error is detected on it, before the hardware is
-    /// touched. The same constraints apply; in addition, vfio-pci-core may hold its
+    /// [`Driver::reset_done`]), before the hardware is touched. The same constraints apply; in addition, vfio-pci-core may hold its
     /// `memory_lock` for write, so this must not take it. Revoke here what a reset invalidates
     /// (user mappings of device memory, above all: see [`CoreDevice::zap_region`]).
     fn reset_prepare(dev: &CoreDevice<Self>) {
         let _ = dev;
+    }
+
+    /// Called when the PCI core detects an error on the function (AER, DPC), before
+    /// vfio-pci-core notifies the user. The recovery that follows may reset the function
+    /// without [`Driver::reset_prepare`] or [`Driver::reset_done`] (a secondary bus reset of
+    /// the port above it); it ends with [`Driver::error_resumed`] when it succeeds and never
+    /// ends when it fails. The constraints of [`Driver::reset_prepare`] apply. Defaults to
+    /// [`Driver::reset_prepare`].
+    fn error_detected(dev: &CoreDevice<Self>) {
+        Self::reset_prepare(dev)
+    }
+
+    /// Called when an error recovery that [`Driver::error_detected`] announced succeeded and
+    /// the function works again. The constraints of [`Driver::reset_done`] apply. Defaults to
+    /// [`Driver::reset_done`].
+    fn error_resumed(dev: &CoreDevice<Self>) {
+        Self::reset_done(dev)
     }
 
     /// `mmap` of a device-specific region registered with [`REGION_FLAG_MMAP`]: vfio-pci-core
@@ -786,13 +802,10 @@ impl<T: Driver> Adapter<T> {
         &Self::OPS
     }
 
-    /// vfio-pci-core's error handlers, plus `reset_done` when the driver implements it.
-    ///
-    /// An error recovery may reset the function without `reset_prepare`/`reset_done` (a
-    /// secondary bus reset by AER): `error_detected` counts as `reset_prepare` and `resume` as
-    /// `reset_done` there.
+    /// vfio-pci-core's error handlers, plus the driver's reset and error hooks when it
+    /// implements them (the error hooks default to the reset hooks).
     const ERR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handlers {
-        error_detected: if T::HAS_RESET_PREPARE {
+        error_detected: if T::HAS_RESET_PREPARE || T::HAS_ERROR_DETECTED {
             Some(Self::error_detected_callback)
         } else {
             Some(bindings::vfio_pci_core_aer_err_detected)
@@ -809,8 +822,8 @@ impl<T: Driver> Adapter<T> {
         } else {
             None
         },
-        resume: if T::HAS_RESET_DONE {
-            Some(Self::reset_done_callback)
+        resume: if T::HAS_RESET_DONE || T::HAS_ERROR_RESUMED {
+            Some(Self::resume_callback)
         } else {
             None
         },
@@ -858,7 +871,17 @@ impl<T: Driver> Adapter<T> {
         }
     }
 
-    /// The driver's `reset_prepare`, then vfio-pci-core's error notification.
+    /// # Safety
+    ///
+    /// As for `reset_done_callback`.
+    unsafe extern "C" fn resume_callback(pdev: *mut bindings::pci_dev) {
+        // SAFETY: As the function's safety requirements say.
+        if let Some(dev) = unsafe { Self::from_pdev(pdev) } {
+            T::error_resumed(dev);
+        }
+    }
+
+    /// The driver's `error_detected`, then vfio-pci-core's error notification.
     ///
     /// # Safety
     ///
@@ -869,7 +892,7 @@ impl<T: Driver> Adapter<T> {
     ) -> bindings::pci_ers_result_t {
         // SAFETY: As the function's safety requirements say.
         if let Some(dev) = unsafe { Self::from_pdev(pdev) } {
-            T::reset_prepare(dev);
+            T::error_detected(dev);
         }
         // SAFETY: Same arguments as the PCI core passed.
         unsafe { bindings::vfio_pci_core_aer_err_detected(pdev, state) }

@@ -512,18 +512,27 @@ impl vfio_pci::Driver for CxlVfioPci {
     fn close_device(dev: &CloseDevice<'_, Self>) {
         // No user mapping is left (each holds the device file); accesses stop here, before
         // vfio-pci-core disables and resets the device.
-        dpa::revoke(dev);
+        dpa::shut(dev);
         dev.core_close_device();
         dpa::close(dev);
     }
 
     fn reset_prepare(dev: &CoreDevice<Self>) {
-        dpa::revoke(dev);
+        dpa::begin_change(dev);
     }
 
     fn reset_done(dev: &CoreDevice<Self>) {
         dev.data().shadows_stale.store(true, Ordering::Release);
-        dpa::reset_done(dev);
+        dpa::end_change(dev);
+    }
+
+    fn error_detected(dev: &CoreDevice<Self>) {
+        dpa::error_detected(dev);
+    }
+
+    fn error_resumed(dev: &CoreDevice<Self>) {
+        dev.data().shadows_stale.store(true, Ordering::Release);
+        dpa::error_resumed(dev);
     }
 
     fn ioctl(dev: &CoreDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
@@ -564,9 +573,9 @@ impl vfio_pci::Driver for CxlVfioPci {
         if !power_change {
             return dev.core_device_feature(flags, arg, argsz);
         }
-        dpa::revoke_exclusive(dev);
+        dpa::begin_change_exclusive(dev);
         let ret = dev.core_device_feature(flags, arg, argsz);
-        dpa::reset_done(dev);
+        dpa::end_change(dev);
         dpa::ensure_active(dev);
         ret
     }
@@ -598,7 +607,7 @@ impl vfio_pci::Driver for CxlVfioPci {
         // before it reaches the device and restored after.
         let power_change = Self::touches_power_regs(dev, *pos, count);
         if power_change {
-            dpa::revoke_exclusive(dev);
+            dpa::begin_change_exclusive(dev);
         }
         let ret = if Self::touches_dvsec(cxl, *pos, count) {
             Self::config_rw(dev, cxl, buf, count, pos, true)
@@ -608,7 +617,7 @@ impl vfio_pci::Driver for CxlVfioPci {
             dev.core_write(buf, count, pos)
         };
         if power_change {
-            dpa::reset_done(dev);
+            dpa::end_change(dev);
             dpa::ensure_active(dev);
         }
         ret

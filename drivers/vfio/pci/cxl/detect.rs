@@ -205,26 +205,64 @@ fn await_media(pdev: &pci::Device, dvsec: u16, cap: u16) -> Result<(), DetectErr
     // HDM_Count: how many DVSEC ranges the device implements (at least one).
     let ranges = ((cap & CXL_DVSEC_CAP_HDM_COUNT_MASK) >> 4).clamp(1, 2);
     for range in 0..ranges {
-        let size_lo = dvsec + CXL_DVSEC_RANGE1_SIZE_LOW_OFFSET + range * 0x10;
         for (bit, timeout, info_valid) in [
             (CXL_DVSEC_MEM_INFO_VALID, MEM_INFO_VALID_TIMEOUT_MS, false),
             (CXL_DVSEC_MEM_ACTIVE, MEM_ACTIVE_TIMEOUT_MS, true),
         ] {
-            let start = Ktime::ktime_get();
-            loop {
-                let value = cfg_read(pdev, size_lo, 4);
-                if value == !0 {
-                    return Err(DetectError::NotResponding);
+            match await_range_bit(pdev, dvsec, range, bit, timeout) {
+                RangeWait::Set => {}
+                RangeWait::TimedOut => {
+                    return Err(DetectError::MediaNotReady { range, info_valid })
                 }
-                if value & bit != 0 {
-                    break;
-                }
-                if ktime_ms_delta(Ktime::ktime_get(), start) > timeout {
-                    return Err(DetectError::MediaNotReady { range, info_valid });
-                }
-                msleep(MEDIA_POLL_MS);
+                RangeWait::NotResponding => return Err(DetectError::NotResponding),
             }
         }
     }
     Ok(())
 }
+
+/// How waiting for a bit of a DVSEC range's Size Low register ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeWait {
+    /// The bit is set.
+    Set,
+    /// The bit stayed clear for the whole time.
+    TimedOut,
+    /// Config reads return all ones.
+    NotResponding,
+}
+
+/// Waits up to `timeout_ms` for `bit` of DVSEC range `range`'s Size Low register, polling
+/// every [`MEDIA_POLL_MS`].
+fn await_range_bit(
+    pdev: &pci::Device,
+    dvsec: u16,
+    range: u16,
+    bit: u32,
+    timeout_ms: i64,
+) -> RangeWait {
+    let size_lo = dvsec + CXL_DVSEC_RANGE1_SIZE_LOW_OFFSET + range * 0x10;
+    let start = Ktime::ktime_get();
+    loop {
+        let value = cfg_read(pdev, size_lo, 4);
+        if value == !0 {
+            return RangeWait::NotResponding;
+        }
+        if value & bit != 0 {
+            return RangeWait::Set;
+        }
+        if ktime_ms_delta(Ktime::ktime_get(), start) > timeout_ms {
+            return RangeWait::TimedOut;
+        }
+        msleep(MEDIA_POLL_MS);
+    }
+}
+
+/// After a reset: waits up to `timeout_ms` until DVSEC range 1 (the one HDM decoder 0 serves)
+/// reports its memory active again (a reset may re-initialise the media; CXL 3.1 8.1.3.8.2).
+pub(crate) fn await_memory_active(pdev: &pci::Device, dvsec: u16, timeout_ms: i64) -> RangeWait {
+    await_range_bit(pdev, dvsec, 0, CXL_DVSEC_MEM_ACTIVE, timeout_ms)
+}
+
+/// The longest [`await_memory_active`] should wait: as long as at bind.
+pub(crate) const MEMORY_ACTIVE_TIMEOUT_MS: i64 = MEM_ACTIVE_TIMEOUT_MS;

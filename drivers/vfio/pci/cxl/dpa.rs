@@ -13,28 +13,32 @@
 //!   device's `dpa` lock, check the function is powered and the region active, scrub the 2 MiB
 //!   chunks the access touches for the first time in this open, then insert the largest mapping
 //!   the alignment allows (PUD, PMD, page) or copy through the driver's own mapping.
-//! - **reset** (any path) and **power-state changes**: [`revoke`] before the hardware is touched
-//!   (the region becomes inactive, then every user mapping of it is zapped: a fault that raced in
-//!   before that is removed by the zap, any later one sees the inactive region); afterwards the
-//!   region waits for a restore, done at once after the driver's own ioctls or lazily by the next
-//!   access.
+//! - **reset** (any path), **power-state changes** and **error recovery**: before the hardware
+//!   is touched the region becomes inactive, then every user mapping of it is zapped (a fault
+//!   that raced in before that is removed by the zap, any later one sees the inactive region).
+//!   Such changes may overlap (a user reset during an error recovery, the resets of a hot reset
+//!   set): the region's [`Gate`] counts them and waits for a restore only once all are over;
+//!   the restore is done at once after the driver's own ioctls, or lazily by the next access.
 //! - **close**: revoke, let vfio-pci-core disable (and reset) the device, then unmap and release
 //!   the range.
 //!
 //! Locking: `memory_lock` (vfio-pci-core's, held for read by accesses, for write around power
 //! changes and resets that vfio-pci-core starts) is always taken before `dpa`. `dpa` serialises
-//! the state, the scrub map and restores; the reset callbacks take only `dpa`, because they run
-//! both with and without `memory_lock` held.
+//! the gate, the scrub map and restores; the reset and error callbacks take only `dpa`, because
+//! they run both with and without `memory_lock` held.
 
 use crate::model::{
     comp_regs::FirmwareDecoder,
-    dpa::{self as rules, ScrubMap},
+    dpa::{self as rules, Gate, RestoreOutcome, ScrubMap},
     regs::{CXL_CM_SIZE, CXL_DVSEC_CONTROL_OFFSET, CXL_DVSEC_CTRL_MEM_ENABLE},
     restore::{self, DecoderMismatch},
 };
-use crate::{detect::CxlDevice, CxlVfioPci};
+use crate::{
+    detect::{self, CxlDevice, RangeWait},
+    CxlVfioPci,
+};
 use kernel::{
-    delay::msleep,
+    delay::{cond_resched, msleep},
     dev_dbg, dev_err, dev_warn, fmt,
     io::mem::{self, DeviceMemory},
     pci,
@@ -46,29 +50,20 @@ use kernel::{
 
 /// How long a commit may take (CXL r3.1 8.2.4.20.12: 10 ms), in 1 ms polls.
 const COMMIT_TIMEOUT_MS: u32 = 10;
-/// Largest piece a read or write copies at once through its bounce buffer.
-const TRANSFER_CHUNK: usize = 64 * 1024;
-
-/// Whether the region may be used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Status {
-    /// Decoder 0 decodes the claimed range: accesses go through.
-    Active,
-    /// A reset or a power change is under way: accesses fail until it is over.
-    Revoked,
-    /// A reset or power change is over: the next access (or the driver's ioctl path) checks
-    /// decoder 0 and restores it.
-    NeedsRestore,
-    /// Decoder 0 could not be restored: accesses fail until the next reset.
-    Failed,
-}
+/// How long an access (a fault, a read or write) that finds the region waiting for a restore
+/// waits for the device memory to become active: an access holds `memory_lock`, so it waits
+/// less than the driver's own reset ioctls (and retries at the next access).
+const ACCESS_MEMORY_ACTIVE_WAIT_MS: i64 = 1000;
+/// Largest piece a read or write copies at once through its bounce buffer (an order-3
+/// allocation at most: larger ones are costly for the page allocator).
+const TRANSFER_CHUNK: usize = 32 * 1024;
 
 /// The DPA state of the device; the `dpa` lock of [`crate::DeviceState`] protects it.
 pub(crate) struct DpaState {
     /// The claimed and mapped range while the device is open with a DPA region.
     mem: Option<DeviceMemory>,
-    /// Whether the region may be used.
-    status: Status,
+    /// Whether the region may be used, and what keeps it from being used.
+    gate: Gate,
     /// Region index of the DPA region in this open.
     index: u32,
     /// One bit per scrub chunk: scrubbed in this open.
@@ -83,7 +78,7 @@ impl DpaState {
     pub(crate) fn new() -> Self {
         Self {
             mem: None,
-            status: Status::Revoked,
+            gate: Gate::new(),
             index: 0,
             scrubbed: KVec::new(),
             failure_logged: false,
@@ -129,59 +124,97 @@ pub(crate) fn open(dev: &CoreDevice<CxlVfioPci>, mem: DeviceMemory, index: u32) 
     {
         let mut st = dev.data().dpa.lock();
         st.mem = Some(mem);
-        st.status = Status::NeedsRestore;
         st.index = index;
         st.scrubbed = scrubbed;
         st.failure_logged = false;
+        st.gate.open();
+        if st.gate.in_error_recovery() {
+            st.failure_logged = true;
+            dev_warn!(
+                dev.pci_dev().as_dev(),
+                "DPA region inactive: an error recovery of the device did not complete\n"
+            );
+        }
     }
     ensure_active(dev);
     Ok(())
 }
 
-/// Ends an open: the memory is unmapped and the range released. No mapping exists any more
-/// (every VMA holds the device file open).
+/// Removes every user mapping of the region; its gate was closed or revoked just before.
+fn zap(dev: &CoreDevice<CxlVfioPci>, target: Option<(u32, u64)>) {
+    // Outside the `dpa` lock: a fault that inserted before the gate changed is removed here,
+    // and every later one sees the region inactive.
+    if let Some((index, size)) = target {
+        dev.zap_region(index, size);
+    }
+}
+
+/// The region index and size to zap, if the device is open with a DPA region.
+fn zap_target(st: &DpaState) -> Option<(u32, u64)> {
+    st.mem.as_ref().map(|mem| (st.index, mem.len() as u64))
+}
+
+/// First step of a close: the region becomes unusable and its mappings are removed (there are
+/// none left: each holds the device file open), before vfio-pci-core disables the device.
+pub(crate) fn shut(dev: &CoreDevice<CxlVfioPci>) {
+    let target = {
+        let mut st = dev.data().dpa.lock();
+        st.gate.close();
+        zap_target(&st)
+    };
+    zap(dev, target);
+}
+
+/// Last step of a close: the memory is unmapped and the range released.
 pub(crate) fn close(dev: &CoreDevice<CxlVfioPci>) {
     let mem = {
         let mut st = dev.data().dpa.lock();
-        st.status = Status::Revoked;
+        st.gate.close();
         st.scrubbed = KVec::new();
         st.mem.take()
     };
     drop(mem);
 }
 
-/// Makes the region inactive and removes every user mapping of it. Called before anything
-/// that may reset the device or cut its power; the caller holds `memory_lock` for write when
-/// it can (vfio-pci-core does around the resets it starts).
-pub(crate) fn revoke(dev: &CoreDevice<CxlVfioPci>) {
-    let (index, size) = {
+/// Something that may reset the device or cut its power starts: the region becomes inactive
+/// and every user mapping of it is removed. Ended by [`end_change`]. The caller holds
+/// `memory_lock` for write when it can (vfio-pci-core does around the resets it starts).
+pub(crate) fn begin_change(dev: &CoreDevice<CxlVfioPci>) {
+    let target = {
         let mut st = dev.data().dpa.lock();
-        let Some(mem) = &st.mem else {
-            return;
-        };
-        let size = mem.len() as u64;
-        st.status = Status::Revoked;
-        (st.index, size)
+        st.gate.begin_change();
+        zap_target(&st)
     };
-    // Outside the lock: a fault that inserted before the status changed is removed here, and
-    // every later one sees the region inactive.
-    dev.zap_region(index, size);
+    zap(dev, target);
 }
 
-/// [`revoke`] with `memory_lock` held for write: before a power change the driver forwards.
-pub(crate) fn revoke_exclusive(dev: &CoreDevice<CxlVfioPci>) {
+/// [`begin_change`] with `memory_lock` held for write: before a power change the driver
+/// forwards.
+pub(crate) fn begin_change_exclusive(dev: &CoreDevice<CxlVfioPci>) {
     let _memory = dev.memory_lock_write();
-    revoke(dev);
+    begin_change(dev);
 }
 
-/// After a reset or a power change: the region waits for a restore. Also zaps, in case a path
-/// reset the device without calling [`revoke`] first.
-pub(crate) fn reset_done(dev: &CoreDevice<CxlVfioPci>) {
-    revoke(dev);
-    let mut st = dev.data().dpa.lock();
-    if st.mem.is_some() {
-        st.status = Status::NeedsRestore;
-    }
+/// A reset or power change is over: once nothing else is under way, the region waits for a
+/// restore.
+pub(crate) fn end_change(dev: &CoreDevice<CxlVfioPci>) {
+    dev.data().dpa.lock().gate.end_change();
+}
+
+/// An error was detected: revoked as for a reset, until the recovery resumes.
+pub(crate) fn error_detected(dev: &CoreDevice<CxlVfioPci>) {
+    let target = {
+        let mut st = dev.data().dpa.lock();
+        st.gate.error_detected();
+        zap_target(&st)
+    };
+    zap(dev, target);
+}
+
+/// The error recovery is over: once nothing else is under way, the region waits for a
+/// restore.
+pub(crate) fn error_resumed(dev: &CoreDevice<CxlVfioPci>) {
+    dev.data().dpa.lock().gate.error_resumed();
 }
 
 /// Restores and reactivates the region now if it waits for it and the device is powered; the
@@ -193,34 +226,52 @@ pub(crate) fn ensure_active(dev: &CoreDevice<CxlVfioPci>) {
     let memory = dev.memory_lock_read();
     if memory.is_powered() {
         let mut st = dev.data().dpa.lock();
-        activate(dev.pci_dev(), cxl, fw, &mut st);
+        activate(
+            dev.pci_dev(),
+            cxl,
+            fw,
+            &mut st,
+            detect::MEMORY_ACTIVE_TIMEOUT_MS,
+        );
     }
 }
 
-/// Whether the region is active, restoring decoder 0 first if the region waits for it. The
-/// caller holds `memory_lock` for read and has checked that the device is powered.
-fn activate(pdev: &pci::Device, cxl: &CxlDevice, fw: &FirmwareDecoder, st: &mut DpaState) -> bool {
-    match st.status {
-        Status::Active => return true,
-        Status::Revoked | Status::Failed => return false,
-        Status::NeedsRestore => {}
+/// Whether the region is active, restoring decoder 0 first if the region waits for it (after
+/// waiting up to `wait_ms` for the device memory to be active). The caller holds `memory_lock`
+/// for read and has checked that the device is powered.
+fn activate(
+    pdev: &pci::Device,
+    cxl: &CxlDevice,
+    fw: &FirmwareDecoder,
+    st: &mut DpaState,
+    wait_ms: i64,
+) -> bool {
+    if st.gate.is_active() {
+        return true;
     }
-    if st.mem.is_none() {
+    if !st.gate.needs_restore() || st.mem.is_none() {
         return false;
     }
-    match restore_decoder(pdev, cxl, fw) {
+    let outcome = match restore_decoder(pdev, cxl, fw, wait_ms) {
         Ok(programmed) => {
             if programmed {
                 dev_dbg!(pdev.as_dev(), "HDM decoder 0 restored after a reset\n");
             }
-            st.status = Status::Active;
-            true
+            RestoreOutcome::Done
         }
         // Transient (memory decode off, the device still completing its reset): keep
         // waiting for a restore, so that the next access tries again.
-        Err(DecoderMismatch::NotResponding) => false,
+        Err(DecoderMismatch::NotResponding) => RestoreOutcome::NotYet,
+        // Media still initialising: the next access waits again. Said once: a device whose
+        // memory never comes back keeps the region inactive.
+        Err(why @ DecoderMismatch::MemoryInactive) => {
+            if !st.failure_logged {
+                st.failure_logged = true;
+                dev_warn!(pdev.as_dev(), "DPA region inactive for now: {}\n", why);
+            }
+            RestoreOutcome::NotYet
+        }
         Err(why) => {
-            st.status = Status::Failed;
             if !st.failure_logged {
                 st.failure_logged = true;
                 dev_warn!(
@@ -229,18 +280,26 @@ fn activate(pdev: &pci::Device, cxl: &CxlDevice, fw: &FirmwareDecoder, st: &mut 
                     why
                 );
             }
-            false
+            RestoreOutcome::Impossible
         }
-    }
+    };
+    st.gate.restored(outcome)
 }
 
-/// Makes decoder 0 decode the firmware range again: Mem_Enable in the DVSEC, then decoder 0
-/// from the probe-time snapshot if it differs. Returns whether it had to be programmed.
+/// Makes decoder 0 decode the firmware range again: waits up to `wait_ms` for the device
+/// memory to be active, sets Mem_Enable in the DVSEC, then programs decoder 0 from the
+/// probe-time snapshot if it differs. Returns whether it had to be programmed.
 fn restore_decoder(
     pdev: &pci::Device,
     cxl: &CxlDevice,
     fw: &FirmwareDecoder,
+    wait_ms: i64,
 ) -> Result<bool, DecoderMismatch> {
+    match detect::await_memory_active(pdev, cxl.dvsec, wait_ms) {
+        RangeWait::Set => {}
+        RangeWait::TimedOut => return Err(DecoderMismatch::MemoryInactive),
+        RangeWait::NotResponding => return Err(DecoderMismatch::NotResponding),
+    }
     let control = cxl.dvsec + CXL_DVSEC_CONTROL_OFFSET;
     if cxl.firmware_dvsec_control & CXL_DVSEC_CTRL_MEM_ENABLE != 0 {
         let now = pdev
@@ -291,6 +350,8 @@ fn scrub(st: &mut DpaState, offset: u64, len: u64) -> Result {
         if scrub_on {
             let bytes = rules::chunk_bytes(chunk, size);
             mem.zero(bytes.start as usize, (bytes.end - bytes.start) as usize)?;
+            // A 1 GiB fault scrubs 512 chunks: let other tasks run in between.
+            cond_resched();
         }
         map.mark(chunk);
     }
@@ -313,7 +374,13 @@ pub(crate) fn fault(dev: &CoreDevice<CxlVfioPci>, fault: &RegionFault<'_>) -> Fa
         return FaultResult::SIGBUS;
     }
     let mut st = dev.data().dpa.lock();
-    if !activate(dev.pci_dev(), cxl, fw, &mut st) {
+    if !activate(
+        dev.pci_dev(),
+        cxl,
+        fw,
+        &mut st,
+        ACCESS_MEMORY_ACTIVE_WAIT_MS,
+    ) {
         return FaultResult::SIGBUS;
     }
     let offset = fault.offset();
@@ -387,7 +454,13 @@ fn with_memory(
         return Err(EIO);
     }
     let mut st = dev.data().dpa.lock();
-    if !activate(dev.pci_dev(), cxl, fw, &mut st) {
+    if !activate(
+        dev.pci_dev(),
+        cxl,
+        fw,
+        &mut st,
+        ACCESS_MEMORY_ACTIVE_WAIT_MS,
+    ) {
         return Err(EIO);
     }
     scrub(&mut st, offset, len as u64)?;

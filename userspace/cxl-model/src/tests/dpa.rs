@@ -87,3 +87,135 @@ fn scrub_map_records_each_chunk_once_and_clears() {
         "a new open scrubs everything again"
     );
 }
+
+/// A gate of an open region whose first restore succeeded.
+fn active_gate() -> Gate {
+    let mut g = Gate::new();
+    g.open();
+    assert!(g.needs_restore());
+    assert!(g.restored(RestoreOutcome::Done));
+    g
+}
+
+#[test]
+fn gate_is_closed_until_open_and_restored() {
+    let mut g = Gate::new();
+    assert_eq!(g.status(), Status::Revoked);
+    // A restore attempt that raced the open changes nothing while closed.
+    assert!(!g.restored(RestoreOutcome::Done));
+    g.open();
+    assert_eq!(g.status(), Status::NeedsRestore);
+    assert!(g.restored(RestoreOutcome::Done));
+    g.close();
+    assert_eq!(g.status(), Status::Revoked);
+    assert!(!g.restored(RestoreOutcome::Done));
+}
+
+#[test]
+fn gate_reset_revokes_then_waits_for_restore() {
+    let mut g = active_gate();
+    g.begin_change();
+    assert_eq!(g.status(), Status::Revoked);
+    assert!(!g.restored(RestoreOutcome::Done));
+    g.end_change();
+    assert_eq!(g.status(), Status::NeedsRestore);
+    // A device still completing its reset: try again later.
+    assert!(!g.restored(RestoreOutcome::NotYet));
+    assert!(g.needs_restore());
+    assert!(g.restored(RestoreOutcome::Done));
+}
+
+#[test]
+fn gate_failed_restore_waits_for_the_next_reset() {
+    let mut g = active_gate();
+    g.begin_change();
+    g.end_change();
+    assert!(!g.restored(RestoreOutcome::Impossible));
+    assert_eq!(g.status(), Status::Failed);
+    assert!(!g.needs_restore());
+    g.begin_change();
+    g.end_change();
+    assert!(g.needs_restore());
+    assert!(g.restored(RestoreOutcome::Done));
+}
+
+#[test]
+fn gate_overlapping_changes_restore_after_the_last() {
+    let mut g = active_gate();
+    // A user reset and a power change (or two resets of a hot reset set) overlap.
+    g.begin_change();
+    g.begin_change();
+    assert_eq!(g.changes_under_way(), 2);
+    g.end_change();
+    assert_eq!(g.status(), Status::Revoked);
+    assert!(!g.restored(RestoreOutcome::Done));
+    g.end_change();
+    assert!(g.needs_restore());
+    assert!(g.restored(RestoreOutcome::Done));
+}
+
+#[test]
+fn gate_user_reset_during_error_recovery_stays_revoked() {
+    let mut g = active_gate();
+    g.error_detected();
+    assert_eq!(g.status(), Status::Revoked);
+    // A VFIO_DEVICE_RESET runs to completion before the recovery's own bus reset.
+    g.begin_change();
+    g.end_change();
+    assert_eq!(g.status(), Status::Revoked);
+    assert!(!g.restored(RestoreOutcome::Done));
+    g.error_resumed();
+    assert!(g.needs_restore());
+    assert!(g.restored(RestoreOutcome::Done));
+}
+
+#[test]
+fn gate_error_recovery_ending_during_a_reset_waits_for_it() {
+    let mut g = active_gate();
+    g.begin_change();
+    g.error_detected();
+    g.error_resumed();
+    assert_eq!(g.status(), Status::Revoked);
+    g.end_change();
+    assert!(g.needs_restore());
+}
+
+#[test]
+fn gate_failed_error_recovery_keeps_the_region_revoked_across_opens() {
+    let mut g = active_gate();
+    g.error_detected();
+    g.close();
+    g.open();
+    assert!(g.in_error_recovery());
+    assert_eq!(g.status(), Status::Revoked);
+    assert!(!g.restored(RestoreOutcome::Done));
+    g.begin_change();
+    g.end_change();
+    assert_eq!(g.status(), Status::Revoked);
+}
+
+#[test]
+fn gate_changes_while_closed_balance() {
+    let mut g = Gate::new();
+    // A sysfs reset of the closed device, then an open during another one.
+    g.begin_change();
+    g.end_change();
+    assert_eq!(g.status(), Status::Revoked);
+    g.begin_change();
+    g.open();
+    assert_eq!(g.status(), Status::Revoked);
+    g.end_change();
+    assert!(g.needs_restore());
+}
+
+#[test]
+fn gate_unbalanced_end_does_not_underflow() {
+    let mut g = active_gate();
+    g.end_change();
+    assert_eq!(g.changes_under_way(), 0);
+    assert!(g.needs_restore());
+    g.begin_change();
+    assert_eq!(g.status(), Status::Revoked);
+    g.end_change();
+    assert!(g.needs_restore());
+}

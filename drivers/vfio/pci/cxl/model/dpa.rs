@@ -118,3 +118,158 @@ impl<'a> ScrubMap<'a> {
         range.filter(move |&c| !self.is_scrubbed(c))
     }
 }
+
+/// Whether the region may be used, as far as the last restore attempt knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Decoder 0 decodes the claimed range: accesses go through.
+    Active,
+    /// Closed, or something that may reset the device or cut its power is under way: accesses
+    /// fail until it is over.
+    Revoked,
+    /// Nothing is under way any more: the next access (or the driver's ioctl path) checks
+    /// decoder 0 and restores it.
+    NeedsRestore,
+    /// Decoder 0 could not be restored: accesses fail until the next reset.
+    Failed,
+}
+
+/// How a restore of decoder 0 ended, for [`Gate::restored`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RestoreOutcome {
+    /// Decoder 0 decodes the firmware range.
+    Done,
+    /// The device does not respond yet (still completing a reset, memory decode off): try
+    /// again at the next access.
+    NotYet,
+    /// Decoder 0 cannot decode the firmware range: give up until the next reset.
+    Impossible,
+}
+
+/// Decides when the DPA region is usable.
+///
+/// Several things that invalidate the device memory can be under way at once and end in any
+/// order: a reset the PCI core announces (`reset_prepare` .. `reset_done`, one per reset, also
+/// those of a hot reset requested through another device), a power change the driver forwards,
+/// and an error recovery (`error_detected` .. `resume`, whose secondary bus reset the PCI core
+/// does not announce). The region may be restored only once all of them are over: the count of
+/// changes and the error flag say so, so that, for instance, a user reset that ends during an
+/// error recovery cannot reactivate the region before the recovery's own bus reset.
+///
+/// # Invariants
+///
+/// `status` is [`Status::Revoked`] while the region is closed or anything is under way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Gate {
+    /// What accesses find.
+    status: Status,
+    /// Whether the device is open with a DPA region.
+    open: bool,
+    /// Resets and power changes started and not ended.
+    changes: u32,
+    /// An error recovery was announced and has not resumed.
+    error_recovery: bool,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    /// A closed region with nothing under way.
+    pub(crate) const fn new() -> Self {
+        Self {
+            status: Status::Revoked,
+            open: false,
+            changes: 0,
+            error_recovery: false,
+        }
+    }
+
+    /// The current status.
+    pub(crate) fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Whether accesses go through without a restore.
+    pub(crate) fn is_active(&self) -> bool {
+        self.status == Status::Active
+    }
+
+    /// Whether a restore should be attempted now.
+    pub(crate) fn needs_restore(&self) -> bool {
+        self.status == Status::NeedsRestore
+    }
+
+    /// Whether an error recovery started and never resumed (it failed: the region stays
+    /// inactive until the driver is bound again).
+    pub(crate) fn in_error_recovery(&self) -> bool {
+        self.error_recovery
+    }
+
+    /// Resets and power changes under way.
+    pub(crate) fn changes_under_way(&self) -> u32 {
+        self.changes
+    }
+
+    /// After something ended: wait for a restore if the region is open and nothing is left.
+    fn settle(&mut self) {
+        self.status = if self.open && self.changes == 0 && !self.error_recovery {
+            Status::NeedsRestore
+        } else {
+            Status::Revoked
+        };
+    }
+
+    /// The device is opened with a DPA region: it waits for its first restore, unless
+    /// something is still under way.
+    pub(crate) fn open(&mut self) {
+        self.open = true;
+        self.settle();
+    }
+
+    /// The device is closed: the region is unusable until the next open.
+    pub(crate) fn close(&mut self) {
+        self.open = false;
+        self.status = Status::Revoked;
+    }
+
+    /// A reset or power change starts. The caller zaps the user mappings afterwards.
+    pub(crate) fn begin_change(&mut self) {
+        self.changes = self.changes.saturating_add(1);
+        self.status = Status::Revoked;
+    }
+
+    /// A reset or power change that [`Gate::begin_change`] announced is over.
+    pub(crate) fn end_change(&mut self) {
+        self.changes = self.changes.saturating_sub(1);
+        self.settle();
+    }
+
+    /// An error was detected: the region stays revoked until the recovery resumes.
+    pub(crate) fn error_detected(&mut self) {
+        self.error_recovery = true;
+        self.status = Status::Revoked;
+    }
+
+    /// The error recovery is over and the device works again.
+    pub(crate) fn error_resumed(&mut self) {
+        self.error_recovery = false;
+        self.settle();
+    }
+
+    /// Records how a restore attempt (made while [`Gate::needs_restore`]) ended; returns
+    /// whether the region is active now.
+    pub(crate) fn restored(&mut self, outcome: RestoreOutcome) -> bool {
+        if self.status == Status::NeedsRestore {
+            self.status = match outcome {
+                RestoreOutcome::Done => Status::Active,
+                RestoreOutcome::NotYet => Status::NeedsRestore,
+                RestoreOutcome::Impossible => Status::Failed,
+            };
+        }
+        self.is_active()
+    }
+}

@@ -29,6 +29,8 @@ pub(crate) enum DecoderMismatch {
     Locked,
     /// The HDM decoders are globally disabled.
     Disabled,
+    /// The device memory did not become active again (DVSEC range 1 Memory_Active) in time.
+    MemoryInactive,
 }
 
 impl core::fmt::Display for DecoderMismatch {
@@ -41,6 +43,7 @@ impl core::fmt::Display for DecoderMismatch {
             Self::Size => "decoder 0 has another size",
             Self::Locked => "decoder 0 is locked with another configuration",
             Self::Disabled => "HDM decoding is disabled",
+            Self::MemoryInactive => "the device memory is not active (DVSEC Memory_Active clear)",
         })
     }
 }
