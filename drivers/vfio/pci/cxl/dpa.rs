@@ -48,6 +48,10 @@ use kernel::{
     vfio::pci::{CoreDevice, FaultResult, RegionFault, RegionMap},
 };
 
+/// PCI Command register.
+const PCI_COMMAND: u16 = 0x04;
+/// PCI Command: Memory Space Enable.
+const PCI_COMMAND_MEMORY: u16 = 1 << 1;
 /// How long a commit may take (CXL r3.1 8.2.4.20.12: 10 ms), in 1 ms polls.
 const COMMIT_TIMEOUT_MS: u32 = 10;
 /// How long an access (a fault, a read or write) that finds the region waiting for a restore
@@ -300,6 +304,14 @@ fn restore_decoder(
         RangeWait::TimedOut => return Err(DecoderMismatch::MemoryInactive),
         RangeWait::NotResponding => return Err(DecoderMismatch::NotResponding),
     }
+    // Memory decode off (a bus reset behind vfio-pci's back, the user's own choice): the
+    // component registers are unreachable until the user enables the function again.
+    let command = pdev
+        .read_config_u16(PCI_COMMAND)
+        .map_err(|_| DecoderMismatch::NotResponding)?;
+    if command == !0 || command & PCI_COMMAND_MEMORY == 0 {
+        return Err(DecoderMismatch::NotResponding);
+    }
     let control = cxl.dvsec + CXL_DVSEC_CONTROL_OFFSET;
     if cxl.firmware_dvsec_control & CXL_DVSEC_CTRL_MEM_ENABLE != 0 {
         let now = pdev
@@ -316,7 +328,9 @@ fn restore_decoder(
     let mut read = |offset: usize| cm.read32(offset).unwrap_or(!0);
     match restore::check(&mut read, &cxl.layout, fw) {
         Ok(()) => return Ok(false),
-        Err(DecoderMismatch::Locked) => return Err(DecoderMismatch::Locked),
+        // Nothing decodes the registers (the BAR was reset behind vfio-pci's back, by an
+        // error recovery's bus reset for instance): write nothing, try again later.
+        Err(e @ (DecoderMismatch::Locked | DecoderMismatch::NotResponding)) => return Err(e),
         Err(_) => {}
     }
     let ctrl_offset = restore::ctrl_offset(&cxl.layout);
