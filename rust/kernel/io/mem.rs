@@ -152,7 +152,7 @@ impl DeviceMemory {
     /// instead of bringing the kernel down, where the architecture can recover.
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result {
         let src = self.check(offset, buf.len())?;
-        // `copy_mc_to_kernel` takes an `unsigned int` length.
+        // `copy_mc_to_kernel` takes an `unsigned int` length on some architectures.
         const PIECE: usize = 1 << 30;
         let mut done = 0;
         while done < buf.len() {
@@ -161,10 +161,10 @@ impl DeviceMemory {
             // `check`), which never overlaps a kernel buffer; `buf[done..done + n]` is valid
             // for writes.
             let left = unsafe {
-                bindings::copy_mc_to_kernel(
+                bindings::copy_mc_to_kernel_portable(
                     buf.as_mut_ptr().add(done).cast(),
                     src.add(done).cast(),
-                    n as core::ffi::c_uint,
+                    n,
                 )
             };
             if left != 0 {

@@ -138,18 +138,19 @@ pub trait Driver: Sized + 'static {
 
     /// Called after any reset of the function: `VFIO_DEVICE_RESET`, a hot reset of its bus or
     /// slot (also one requested through another device of the set), a reset through sysfs or
-    /// the open-time reset; each call ends one [`Driver::reset_prepare`]. Runs with the device lock held, possibly while vfio-pci-core holds its
-    /// `memory_lock` and the PCI core blocks user config accesses: it must not wait for
-    /// anything a user access path holds while it touches the device. Record that state is
-    /// stale and rebuild it on the next access.
+    /// the open-time reset; each call ends one [`Driver::reset_prepare`]. Runs with the device
+    /// lock held, possibly while vfio-pci-core holds its `memory_lock` and the PCI core blocks
+    /// user config accesses: it must not wait for anything a user access path holds while it
+    /// touches the device. Record that state is stale and rebuild it on the next access.
     fn reset_done(dev: &CoreDevice<Self>) {
         let _ = dev;
     }
 
     /// Called before any reset of the function (the resets listed for
-    /// [`Driver::reset_done`]), before the hardware is touched. The same constraints apply; in addition, vfio-pci-core may hold its
-    /// `memory_lock` for write, so this must not take it. Revoke here what a reset invalidates
-    /// (user mappings of device memory, above all: see [`CoreDevice::zap_region`]).
+    /// [`Driver::reset_done`]), before the hardware is touched. The same constraints apply; in
+    /// addition, vfio-pci-core may hold its `memory_lock` for write, so this must not take it.
+    /// Revoke here what a reset invalidates (user mappings of device memory, above all: see
+    /// [`CoreDevice::zap_region`]).
     fn reset_prepare(dev: &CoreDevice<Self>) {
         let _ = dev;
     }

@@ -54,9 +54,10 @@ const PCI_COMMAND: u16 = 0x04;
 const PCI_COMMAND_MEMORY: u16 = 1 << 1;
 /// How long a commit may take (CXL r3.1 8.2.4.20.12: 10 ms), in 1 ms polls.
 const COMMIT_TIMEOUT_MS: u32 = 10;
-/// How long an access (a fault, a read or write) that finds the region waiting for a restore
-/// waits for the device memory to become active: an access holds `memory_lock`, so it waits
-/// less than the driver's own reset ioctls (and retries at the next access).
+/// How long a restore waits for the device memory to become active with `memory_lock` and
+/// `dpa` held (from a fault, a read or write, or after the driver's own ioctls, which first
+/// wait up to [`detect::MEMORY_ACTIVE_TIMEOUT_MS`] without locks). An access that gives up
+/// fails, and the next one tries again.
 const ACCESS_MEMORY_ACTIVE_WAIT_MS: i64 = 1000;
 /// Largest piece a read or write copies at once through its bounce buffer (an order-3
 /// allocation at most: larger ones are costly for the page allocator).
@@ -75,6 +76,8 @@ pub(crate) struct DpaState {
     /// Whether this open already logged a failed restore (once per open: a guest resetting in
     /// a loop must not flood the log).
     failure_logged: bool,
+    /// Whether this open already logged device memory that stayed inactive (once per open).
+    memory_wait_logged: bool,
 }
 
 impl DpaState {
@@ -86,6 +89,7 @@ impl DpaState {
             index: 0,
             scrubbed: KVec::new(),
             failure_logged: false,
+            memory_wait_logged: false,
         }
     }
 }
@@ -131,14 +135,8 @@ pub(crate) fn open(dev: &CoreDevice<CxlVfioPci>, mem: DeviceMemory, index: u32) 
         st.index = index;
         st.scrubbed = scrubbed;
         st.failure_logged = false;
+        st.memory_wait_logged = false;
         st.gate.open();
-        if st.gate.in_error_recovery() {
-            st.failure_logged = true;
-            dev_warn!(
-                dev.pci_dev().as_dev(),
-                "DPA region inactive: an error recovery of the device did not complete\n"
-            );
-        }
     }
     ensure_active(dev);
     Ok(())
@@ -227,6 +225,12 @@ pub(crate) fn ensure_active(dev: &CoreDevice<CxlVfioPci>) {
     let Some((cxl, fw)) = firmware(dev) else {
         return;
     };
+    if !dev.data().dpa.lock().gate.needs_restore() {
+        return;
+    }
+    // The long wait for the media happens without locks: faults, resets and error handlers
+    // must not queue behind it. The restore below waits only briefly.
+    let _ = detect::await_memory_active(dev.pci_dev(), cxl.dvsec, detect::MEMORY_ACTIVE_TIMEOUT_MS);
     let memory = dev.memory_lock_read();
     if memory.is_powered() {
         let mut st = dev.data().dpa.lock();
@@ -235,7 +239,7 @@ pub(crate) fn ensure_active(dev: &CoreDevice<CxlVfioPci>) {
             cxl,
             fw,
             &mut st,
-            detect::MEMORY_ACTIVE_TIMEOUT_MS,
+            ACCESS_MEMORY_ACTIVE_WAIT_MS,
         );
     }
 }
@@ -269,8 +273,8 @@ fn activate(
         // Media still initialising: the next access waits again. Said once: a device whose
         // memory never comes back keeps the region inactive.
         Err(why @ DecoderMismatch::MemoryInactive) => {
-            if !st.failure_logged {
-                st.failure_logged = true;
+            if !st.memory_wait_logged {
+                st.memory_wait_logged = true;
                 dev_warn!(pdev.as_dev(), "DPA region inactive for now: {}\n", why);
             }
             RestoreOutcome::NotYet

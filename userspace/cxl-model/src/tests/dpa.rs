@@ -181,17 +181,21 @@ fn gate_error_recovery_ending_during_a_reset_waits_for_it() {
 }
 
 #[test]
-fn gate_failed_error_recovery_keeps_the_region_revoked_across_opens() {
+fn gate_failed_error_recovery_lasts_until_close() {
     let mut g = active_gate();
+    // A recovery that fails never resumes: user resets do not bring the region back.
     g.error_detected();
-    g.close();
-    g.open();
+    g.begin_change();
+    g.end_change();
     assert!(g.in_error_recovery());
     assert_eq!(g.status(), Status::Revoked);
     assert!(!g.restored(RestoreOutcome::Done));
-    g.begin_change();
-    g.end_change();
-    assert_eq!(g.status(), Status::Revoked);
+    // The next open starts afresh.
+    g.close();
+    assert!(!g.in_error_recovery());
+    g.open();
+    assert!(g.needs_restore());
+    assert!(g.restored(RestoreOutcome::Done));
 }
 
 #[test]

@@ -154,7 +154,8 @@ pub(crate) enum RestoreOutcome {
 /// and an error recovery (`error_detected` .. `resume`, whose secondary bus reset the PCI core
 /// does not announce). The region may be restored only once all of them are over: the count of
 /// changes and the error flag say so, so that, for instance, a user reset that ends during an
-/// error recovery cannot reactivate the region before the recovery's own bus reset.
+/// error recovery cannot reactivate the region before the recovery's own bus reset. A recovery
+/// that fails never resumes: the region then stays revoked until the device is closed.
 ///
 /// # Invariants
 ///
@@ -203,8 +204,7 @@ impl Gate {
         self.status == Status::NeedsRestore
     }
 
-    /// Whether an error recovery started and never resumed (it failed: the region stays
-    /// inactive until the driver is bound again).
+    /// Whether an error recovery started and has not resumed.
     pub(crate) fn in_error_recovery(&self) -> bool {
         self.error_recovery
     }
@@ -230,9 +230,12 @@ impl Gate {
         self.settle();
     }
 
-    /// The device is closed: the region is unusable until the next open.
+    /// The device is closed: the region is unusable until the next open. An error recovery
+    /// that never resumed (it failed) is forgotten here: recoveries run to their end in one
+    /// go, and the open that follows resets the function before restoring the region.
     pub(crate) fn close(&mut self) {
         self.open = false;
+        self.error_recovery = false;
         self.status = Status::Revoked;
     }
 
