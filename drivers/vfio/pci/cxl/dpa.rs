@@ -142,29 +142,24 @@ pub(crate) fn open(dev: &CoreDevice<CxlVfioPci>, mem: DeviceMemory, index: u32) 
     Ok(())
 }
 
-/// Removes every user mapping of the region; its gate was closed or revoked just before.
-fn zap(dev: &CoreDevice<CxlVfioPci>, target: Option<(u32, u64)>) {
-    // Outside the `dpa` lock: a fault that inserted before the gate changed is removed here,
-    // and every later one sees the region inactive.
+/// Applies `op` (one that revokes) to the region's gate, then removes every user mapping of
+/// the region. The zap runs outside the `dpa` lock: a fault that inserted before the gate
+/// changed is removed by it, and every later one sees the region inactive.
+fn revoke_with(dev: &CoreDevice<CxlVfioPci>, op: impl FnOnce(&mut Gate)) {
+    let target = {
+        let mut st = dev.data().dpa.lock();
+        op(&mut st.gate);
+        st.mem.as_ref().map(|mem| (st.index, mem.len() as u64))
+    };
     if let Some((index, size)) = target {
         dev.zap_region(index, size);
     }
 }
 
-/// The region index and size to zap, if the device is open with a DPA region.
-fn zap_target(st: &DpaState) -> Option<(u32, u64)> {
-    st.mem.as_ref().map(|mem| (st.index, mem.len() as u64))
-}
-
 /// First step of a close: the region becomes unusable and its mappings are removed (there are
 /// none left: each holds the device file open), before vfio-pci-core disables the device.
 pub(crate) fn shut(dev: &CoreDevice<CxlVfioPci>) {
-    let target = {
-        let mut st = dev.data().dpa.lock();
-        st.gate.close();
-        zap_target(&st)
-    };
-    zap(dev, target);
+    revoke_with(dev, Gate::close);
 }
 
 /// Last step of a close: the memory is unmapped and the range released.
@@ -182,12 +177,7 @@ pub(crate) fn close(dev: &CoreDevice<CxlVfioPci>) {
 /// and every user mapping of it is removed. Ended by [`end_change`]. The caller holds
 /// `memory_lock` for write when it can (vfio-pci-core does around the resets it starts).
 pub(crate) fn begin_change(dev: &CoreDevice<CxlVfioPci>) {
-    let target = {
-        let mut st = dev.data().dpa.lock();
-        st.gate.begin_change();
-        zap_target(&st)
-    };
-    zap(dev, target);
+    revoke_with(dev, Gate::begin_change);
 }
 
 /// [`begin_change`] with `memory_lock` held for write: before a power change the driver
@@ -205,12 +195,7 @@ pub(crate) fn end_change(dev: &CoreDevice<CxlVfioPci>) {
 
 /// An error was detected: revoked as for a reset, until the recovery resumes.
 pub(crate) fn error_detected(dev: &CoreDevice<CxlVfioPci>) {
-    let target = {
-        let mut st = dev.data().dpa.lock();
-        st.gate.error_detected();
-        zap_target(&st)
-    };
-    zap(dev, target);
+    revoke_with(dev, Gate::error_detected);
 }
 
 /// The error recovery is over: once nothing else is under way, the region waits for a
