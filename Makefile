@@ -19,8 +19,8 @@ kernel: setup
 tools: setup
 	cargo build --release --workspace --quiet
 
-demo: kernel tools
-	@scripts/vm-run.sh -- bash -c 'echo "bound: $$CXL_BDF -> $$(basename $$(readlink /sys/bus/pci/devices/$$CXL_BDF/driver))"; target/release/cxlvfio info $$CXL_BDF'
+demo:
+	@scripts/demo.sh
 
 # CMD is run by bash in the guest, unexpanded by make (so $$CXL_BDF stays for the guest).
 vm-run: kernel tools

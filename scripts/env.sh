@@ -14,7 +14,13 @@ KRUSTC=${KRUSTC:-/usr/bin/rustc}
 KBINDGEN=${KBINDGEN:-$(command -v bindgen || echo "$HOME/.cargo/bin/bindgen")}
 base_tag() {
 	# Debian package version of the base tree: the first part of the cache key.
-	dpkg-query -W -f '${Version}' linux-source-6.12 2>/dev/null | tr '~+:' '___'
+	# Before scripts/setup.sh has installed the package there is none yet: callers
+	# that need the tree source this file again after setup (never fail here, since
+	# every script sources it under `set -euo pipefail`).
+	local v
+	v=$(dpkg-query -W -f '${Version}' linux-source-6.12 2>/dev/null) || v=""
+	[ -n "$v" ] || v=not-installed
+	printf '%s' "$v" | tr '~+:' '___'
 }
 KTREE_ROOT="$CXLVFIO_CACHE/linux-$(base_tag)"
 KSRC="$KTREE_ROOT/src"

@@ -8,6 +8,10 @@ setup=$1 modargs=$2 run_dir=$3
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 out="$run_dir/out"
 : >"$out"
+# Stream the kernel log out of the guest as it is written: if the VM dies, the host
+# still has it (the console shows only what passes loglevel).
+# (cat writes each record as it reads it; dmesg -w would buffer its output in a file.)
+cat /dev/kmsg >"$run_dir/kmsg" 2>/dev/null </dev/null &
 fail() { echo "guest-setup: $*" >>"$out"; dmesg >>"$run_dir/dmesg"; echo 125 >"$run_dir/rc"; exit 0; }
 
 if [ "$setup" != none ]; then

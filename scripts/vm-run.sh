@@ -12,6 +12,9 @@
 #         and binds the CXL device through driver_override (the default).
 # CMD sees CXL_BDF (the device) in its environment. The exit status is CMD's.
 # VM_DMESG=FILE / VM_CONSOLE=FILE keep the guest's kernel log / the console;
+# VM_LOG_PREFIX=P keeps both as P.console and P.dmesg (always, and says where when the VM
+# or the command failed); the guest kernel log is streamed out of the guest as it is
+# written, so it survives a VM that dies;
 # VM_MEM_OUT=FILE keeps the CXL device's memory backend file (its DPA 0 is file offset 0).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
@@ -60,13 +63,29 @@ timeout "${VM_TIMEOUT:-900}" vng --run "$KBUILD" "${accel[@]}" --disable-microvm
 	</dev/null >"$run_dir/console" 2>&1
 vng_rc=$?
 set -e
+# The guest kernel log: the one saved after the command, else what the guest streamed.
+[ -s "$run_dir/dmesg" ] || cp "$run_dir/kmsg" "$run_dir/dmesg" 2>/dev/null || true
 [ -n "${VM_DMESG:-}" ] && cp "$run_dir/dmesg" "$VM_DMESG" 2>/dev/null
 [ -n "${VM_CONSOLE:-}" ] && cp "$run_dir/console" "$VM_CONSOLE"
+if [ -n "${VM_LOG_PREFIX:-}" ]; then
+	cp "$run_dir/console" "$VM_LOG_PREFIX.console"
+	cp "$run_dir/dmesg" "$VM_LOG_PREFIX.dmesg" 2>/dev/null || : >"$VM_LOG_PREFIX.dmesg"
+fi
 [ -n "${VM_MEM_OUT:-}" ] && mv "$run_dir/cxl-mem.raw" "$VM_MEM_OUT"
+where() {
+	if [ -n "${VM_LOG_PREFIX:-}" ]; then
+		echo "vm-run: console: $VM_LOG_PREFIX.console; guest kernel log: $VM_LOG_PREFIX.dmesg" >&2
+	fi
+}
 if [ -f "$run_dir/rc" ]; then
 	cat "$run_dir/out"
-	exit "$(cat "$run_dir/rc")"
+	rc=$(cat "$run_dir/rc")
+	[ "$rc" = 0 ] || where
+	exit "$rc"
 fi
-echo "vm-run: the VM did not run the command (vng exit $vng_rc); console follows" >&2
+echo "vm-run: the VM did not run the command (vng exit $vng_rc); last lines of the console:" >&2
 tail -n 60 "$run_dir/console" >&2
+echo "vm-run: last lines of the guest kernel log:" >&2
+tail -n 30 "$run_dir/dmesg" >&2 2>/dev/null
+where
 exit 125
