@@ -17,7 +17,18 @@ count() { # count SUITE PASSED FAILED
 }
 die_setup() { echo "run-tests: $*" >&2; count setup 0 1; echo "$passed passed, $failed failed"; exit 1; }
 
+# 0. The README's commands on a machine without the packages (a fake one: no network, no root
+#    changes), before the real setup below makes this machine have them.
+echo "== setup on a fresh machine (tests/setup/fresh-machine.sh)"
+tests/setup/fresh-machine.sh >"$logs/fresh-machine.ktap" 2>&1
+cat "$logs/fresh-machine.ktap"
+fp=$(grep -cE '^ok [0-9]+ ' "$logs/fresh-machine.ktap")
+ff=$(grep -cE '^not ok [0-9]+ ' "$logs/fresh-machine.ktap")
+[ "$fp" != 0 ] || ff=$((ff + 1))
+count fresh-machine "$fp" "$ff"
+
 scripts/setup.sh || die_setup "setup failed"
+. "$REPO/scripts/env.sh" # again: the cache key names the kernel package setup installed
 echo "== building the test kernel (log: $logs/kbuild.log)"
 scripts/kbuild.sh >"$logs/kbuild.log" 2>&1 || { tail -n 40 "$logs/kbuild.log"; die_setup "kernel build failed"; }
 grep '^kbuild: built base kernel' "$logs/kbuild.log"
@@ -67,8 +78,8 @@ vm_suite() { # vm_suite SUITE [vm-run args] -- PROGRAM [args]
 	shift
 	while [ "$1" != -- ]; do vm_args+=("$1"); shift; done
 	shift
-	echo "== $suite"
-	scripts/vm-run.sh "${vm_args[@]}" -- "$@" >"$logs/$suite.ktap" 2>&1
+	echo "== $suite (console and guest kernel log: $logs/$suite.console, $logs/$suite.dmesg)"
+	VM_LOG_PREFIX="$logs/$suite" scripts/vm-run.sh "${vm_args[@]}" -- "$@" >"$logs/$suite.ktap" 2>&1
 	rc=$?
 	cat "$logs/$suite.ktap"
 	p=$(grep -cE '^ok [0-9]+ ' "$logs/$suite.ktap")
@@ -109,11 +120,11 @@ if [ -s "$logs/dmesg" ]; then
 	kp=$(grep -cE '^\s*ok [0-9]+ rust_doctest_kernel_' "$logs/kunit.ktap")
 	kf=$(grep -cE '^\s*not ok [0-9]+ rust_doctest_kernel_' "$logs/kunit.ktap")
 	# Our abstractions' doctests: every one built into the kernel must have passed.
-	ours_re='rust_doctest_kernel_(pci|vfio_pci|module_param|dev_printk|mm_virt|delay|io)_rs_[0-9]+'
+	ours_re='rust_doctest_kernel_(acpi|pci|vfio_pci|module_param|dev_printk|mm_virt|delay|io)_rs_[0-9]+'
 	ours_built=$(grep -oE "# $ours_re\.location" "$KBUILD/rust/doctests_kernel_generated.rs" | sort -u | wc -l)
 	ours=$(grep -cE "^\s*ok [0-9]+ $ours_re\$" "$logs/kunit.ktap")
 	grep -E 'rust_doctests_kernel: pass:' "$logs/kunit.ktap" | sed 's/^/# /'
-	echo "# ours (pci, vfio, module_param, dev_printk, mm, delay, io): $ours of $ours_built passed"
+	echo "# ours (acpi, pci, vfio, module_param, dev_printk, mm, delay, io): $ours of $ours_built passed"
 	grep -E '^\s*not ok' "$logs/kunit.ktap" | sed 's/^/# /'
 	[ "$ours_built" -gt 0 ] && [ "$ours" = "$ours_built" ] || { kf=$((kf + 1)); echo "run-tests: not all of our doctests passed"; }
 	grep -q 'rust_doctests_kernel: pass:' "$logs/kunit.ktap" || { kf=$((kf + 1)); echo "run-tests: the doctest suite did not finish"; }
