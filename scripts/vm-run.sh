@@ -49,15 +49,30 @@ qemu_opts="-M q35,cxl=on \
 -M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G \
 -device pci-testdev,bus=pcie.0"
 
-# virtme-ng passes no root= for a 9p root; 6.12 needs the mount tag spelt out.
+# QEMU runs through a wrapper that records how it ended: virtme-ng reports any VM that ends
+# without the command's status as 255, whether the guest panicked or QEMU died.
+qemu_bin=${VM_QEMU:-$(command -v qemu-system-x86_64)}
+cat >"$run_dir/qemu-system-x86_64" <<EOF
+#!/bin/bash
+"$qemu_bin" "\$@"
+rc=\$?
+echo "\$rc" >"$run_dir/qemu-exit"
+exit "\$rc"
+EOF
+chmod +x "$run_dir/qemu-system-x86_64"
+
+# virtme-ng passes no root= for a 9p root; 6.12 needs the mount tag spelt out. Every kernel
+# message goes to the console (loglevel=7): a VM that dies before the guest streams its log
+# still leaves it there (measured: no slower than loglevel=4 under TCG).
 # KVM does not boot guests on these machines: TCG is the default (VM_ACCEL=kvm to try).
 accel=(--disable-kvm)
 [ "${VM_ACCEL:-tcg}" = kvm ] && accel=()
 
 set +e
 timeout "${VM_TIMEOUT:-900}" vng --run "$KBUILD" "${accel[@]}" --disable-microvm \
+	--qemu "$run_dir/qemu-system-x86_64" \
 	--cpus 2 --memory 2G --rwdir /tmp --verbose \
-	--append "root=/dev/root ${VM_APPEND:-loglevel=4}" \
+	--append "root=/dev/root ${VM_APPEND:-loglevel=7}" \
 	--qemu-opts="$qemu_opts" \
 	--exec "bash $REPO/scripts/guest-setup.sh $setup '$modargs' $run_dir" \
 	</dev/null >"$run_dir/console" 2>&1
@@ -83,7 +98,15 @@ if [ -f "$run_dir/rc" ]; then
 	[ "$rc" = 0 ] || where
 	exit "$rc"
 fi
-echo "vm-run: the VM did not run the command (vng exit $vng_rc); last lines of the console:" >&2
+qemu_rc=$(cat "$run_dir/qemu-exit" 2>/dev/null || echo unknown)
+case "$qemu_rc" in
+unknown) how="QEMU's exit status is unknown" ;;
+0) how="QEMU exited normally: the guest powered off or reset (a panic or a triple fault)" ;;
+*) how="QEMU exited with status $qemu_rc$([ "$qemu_rc" -gt 128 ] 2>/dev/null && echo " (signal $((qemu_rc - 128)))")" ;;
+esac
+echo "vm-run: $how" >>"$run_dir/console"
+[ -n "${VM_LOG_PREFIX:-}" ] && cp "$run_dir/console" "$VM_LOG_PREFIX.console"
+echo "vm-run: the VM did not run the command (vng exit $vng_rc; $how); last lines of the console:" >&2
 tail -n 60 "$run_dir/console" >&2
 echo "vm-run: last lines of the guest kernel log:" >&2
 tail -n 30 "$run_dir/dmesg" >&2 2>/dev/null
