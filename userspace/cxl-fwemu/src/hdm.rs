@@ -115,6 +115,20 @@ pub enum HdmError {
         /// Number of decoders.
         count: u32,
     },
+    /// An interleave ways encoding the specification reserves (valid:
+    /// 0..=4 for 1, 2, 4, 8, 16 ways; 8..=10 for 3, 6, 12 ways).
+    BadInterleaveWays {
+        /// The encoded IW value.
+        iw: u32,
+    },
+    /// A faulty endpoint decoder cannot be built for this window and
+    /// device (it would overflow, or break a rule other than its own).
+    FaultNotPlaceable {
+        /// The fault asked for.
+        fault: EndpointFault,
+        /// Why, in words.
+        why: &'static str,
+    },
     /// A base or size that is not a non-zero multiple of 256 MiB (or a
     /// base + size that overflows).
     Misaligned {
@@ -178,6 +192,13 @@ impl fmt::Display for HdmError {
             ),
             HdmError::NoSuchDecoder { index, count } => {
                 write!(f, "HDM decoder {index} does not exist (only {count})")
+            }
+            HdmError::BadInterleaveWays { iw } => write!(
+                f,
+                "interleave ways encoding {iw:#x} is reserved (valid: 0..=4, 8..=10)"
+            ),
+            HdmError::FaultNotPlaceable { fault, why } => {
+                write!(f, "cannot play endpoint fault {fault}: {why}")
             }
             HdmError::Misaligned { what, value } => write!(
                 f,
@@ -337,19 +358,26 @@ pub enum Role {
     Endpoint,
 }
 
-/// What one decoder should decode: a single, non-interleaved range.
+/// What one decoder should decode: a single range, normally not
+/// interleaved (`iw` 0); firmware never interleaves here, only
+/// [`EndpointFault::Interleave2`] sets another value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecoderPlan {
     /// Host physical base address (256 MiB aligned).
     pub base: u64,
     /// Size in bytes (non-zero multiple of 256 MiB).
     pub size: u64,
+    /// Encoded interleave ways (Control bits 7:4): 0 is 1 way, 1 is 2 ways.
+    pub iw: u32,
     /// Host bridge or endpoint.
     pub role: Role,
 }
 
 impl DecoderPlan {
     fn validate(&self) -> Result<(), HdmError> {
+        if !matches!(self.iw, 0..=4 | 8..=10) {
+            return Err(HdmError::BadInterleaveWays { iw: self.iw });
+        }
         if !self.base.is_multiple_of(HDM_GRANULE) {
             return Err(HdmError::Misaligned {
                 what: "base",
@@ -376,14 +404,15 @@ impl DecoderPlan {
         }
     }
 
-    /// Control bits to commit with: IG 0, IW 0 (1 way), host-only; the
-    /// endpoint is locked so nothing downstream of firmware can move it.
+    /// Control bits to commit with: IG 0, the plan's IW (0: 1 way),
+    /// host-only; the endpoint is locked so nothing downstream of firmware
+    /// can move it.
     pub fn ctrl(&self) -> u32 {
         let lock = match self.role {
             Role::HostBridge { .. } => 0,
             Role::Endpoint => CTRL_LOCK_ON_COMMIT,
         };
-        CTRL_HOST_ONLY | lock | CTRL_COMMIT
+        CTRL_HOST_ONLY | ((self.iw << 4) & CTRL_IW_MASK) | lock | CTRL_COMMIT
     }
 
     /// Whether committed registers already implement this plan. For a
@@ -393,21 +422,135 @@ impl DecoderPlan {
             Role::HostBridge { target_port } => d.target_lo & 0xff == u32::from(target_port),
             Role::Endpoint => d.target() == 0,
         };
-        d.base() == self.base && d.size() == self.size && d.iw() == 0 && target_ok
+        d.base() == self.base && d.size() == self.size && d.iw() == self.iw && target_ok
     }
 
     fn describe(&self) -> String {
         match self.role {
             Role::HostBridge { target_port } => format!(
-                "base={:#x} size={:#x} IW=0 target port {target_port}",
-                self.base, self.size
+                "base={:#x} size={:#x} IW={} target port {target_port}",
+                self.base, self.size, self.iw
             ),
             Role::Endpoint => format!(
-                "base={:#x} size={:#x} IW=0 dpa_skip=0",
-                self.base, self.size
+                "base={:#x} size={:#x} IW={} dpa_skip=0",
+                self.base, self.size, self.iw
             ),
         }
     }
+}
+
+/// A mistake faulty platform firmware could make in the endpoint decoder,
+/// played on purpose to test that a driver refuses the result. Each breaks
+/// exactly one rule and keeps the others: the range stays 256 MiB aligned
+/// and, except for [`EndpointFault::OutsideWindow`], inside the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointFault {
+    /// The decoder says it is one of 2 interleaved devices (IW = 1, IG 0).
+    Interleave2,
+    /// The decoder's base is the first 256 MiB boundary at or past the end
+    /// of the window; same size.
+    OutsideWindow,
+    /// The decoder is twice the size of the device's memory.
+    Oversize,
+}
+
+impl EndpointFault {
+    /// Every fault, in the order the usage text lists them.
+    pub const ALL: [EndpointFault; 3] = [
+        EndpointFault::Interleave2,
+        EndpointFault::OutsideWindow,
+        EndpointFault::Oversize,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndpointFault::Interleave2 => "interleave2",
+            EndpointFault::OutsideWindow => "outside-window",
+            EndpointFault::Oversize => "oversize",
+        }
+    }
+
+    /// What the fault does, in words.
+    pub fn description(self) -> &'static str {
+        match self {
+            EndpointFault::Interleave2 => "endpoint decoder interleaved 2 ways (IW=1, IG=0)",
+            EndpointFault::OutsideWindow => {
+                "endpoint decoder based at or past the end of the CXL window"
+            }
+            EndpointFault::Oversize => "endpoint decoder twice the size of the device memory",
+        }
+    }
+}
+
+impl fmt::Display for EndpointFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for EndpointFault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EndpointFault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = EndpointFault::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown endpoint fault '{s}' (one of {})", names.join(", "))
+            })
+    }
+}
+
+/// The endpoint decoder plan for a device of `device_size` bytes in the
+/// window at `window_base` of `window_size` bytes: what correct firmware
+/// programs (the window's start, the device's size, 1 way) or, with
+/// `fault`, that plan with the one mistake.
+pub fn endpoint_plan(
+    window_base: u64,
+    window_size: u64,
+    device_size: u64,
+    fault: Option<EndpointFault>,
+) -> Result<DecoderPlan, HdmError> {
+    let plan = DecoderPlan {
+        base: window_base,
+        size: device_size,
+        iw: 0,
+        role: Role::Endpoint,
+    };
+    let window_end = window_base.checked_add(window_size);
+    let plan = match fault {
+        None => plan,
+        Some(EndpointFault::Interleave2) => DecoderPlan { iw: 1, ..plan },
+        Some(fault @ EndpointFault::OutsideWindow) => {
+            let base = window_end
+                .and_then(|end| end.checked_next_multiple_of(HDM_GRANULE))
+                .filter(|b| b.checked_add(device_size).is_some())
+                .ok_or(HdmError::FaultNotPlaceable {
+                    fault,
+                    why: "no address space left past the window",
+                })?;
+            DecoderPlan { base, ..plan }
+        }
+        Some(fault @ EndpointFault::Oversize) => {
+            let size = device_size
+                .checked_mul(2)
+                .filter(|s| {
+                    window_base
+                        .checked_add(*s)
+                        .zip(window_end)
+                        .is_some_and(|(e, w)| e <= w)
+                })
+                .ok_or(HdmError::FaultNotPlaceable {
+                    fault,
+                    why: "twice the device size does not fit in the window",
+                })?;
+            DecoderPlan { size, ..plan }
+        }
+    };
+    plan.validate()?;
+    Ok(plan)
 }
 
 /// What [`Hdm::program`] did to the decoder.
@@ -723,6 +866,7 @@ mod tests {
         DecoderPlan {
             base: BASE,
             size: SIZE,
+            iw: 0,
             role: Role::HostBridge { target_port: port },
         }
     }
@@ -731,6 +875,7 @@ mod tests {
         DecoderPlan {
             base: BASE,
             size: SIZE,
+            iw: 0,
             role: Role::Endpoint,
         }
     }
@@ -923,6 +1068,7 @@ mod tests {
         let plan = DecoderPlan {
             base: 0x12_3000_0000,
             size: 0x4_1000_0000,
+            iw: 0,
             role: Role::Endpoint,
         };
         let hdm = Hdm::locate(&f, 0x10000).unwrap();
@@ -1098,5 +1244,195 @@ mod tests {
         assert!(s.contains("size=0x10000000"), "{s}");
         assert!(s.contains("committed=1"), "{s}");
         assert!(s.contains("type=host-only"), "{s}");
+    }
+
+    /// The QEMU test window: 4 GiB at 0x2_9000_0000, device of 256 MiB.
+    const WINDOW: u64 = 4 << 30;
+
+    /// The writes that program decoder 0 after Global Control.
+    fn decoder_writes(base: u64, size: u64, target: u32, ctrl: u32) -> Vec<(usize, u32)> {
+        vec![
+            (D0 + DEC_BASE_LO, base as u32),
+            (D0 + DEC_BASE_HI, (base >> 32) as u32),
+            (D0 + DEC_SIZE_LO, size as u32),
+            (D0 + DEC_SIZE_HI, (size >> 32) as u32),
+            (D0 + DEC_TARGET_LO, target),
+            (D0 + DEC_TARGET_HI, 0),
+            (D0 + DEC_CTRL, ctrl),
+        ]
+    }
+
+    const EP_CTRL: u32 = CTRL_HOST_ONLY | CTRL_LOCK_ON_COMMIT | CTRL_COMMIT;
+
+    #[test]
+    fn endpoint_plan_without_fault_is_the_usual_one() {
+        assert_eq!(endpoint_plan(BASE, WINDOW, SIZE, None), Ok(ep_plan()));
+    }
+
+    #[test]
+    fn endpoint_fault_plans() {
+        let plan = |f| endpoint_plan(BASE, WINDOW, SIZE, Some(f)).unwrap();
+        assert_eq!(
+            plan(EndpointFault::Interleave2),
+            DecoderPlan { iw: 1, ..ep_plan() }
+        );
+        // 0x2_9000_0000 + 4 GiB, already 256 MiB aligned.
+        assert_eq!(
+            plan(EndpointFault::OutsideWindow),
+            DecoderPlan {
+                base: 0x3_9000_0000,
+                ..ep_plan()
+            }
+        );
+        assert_eq!(
+            plan(EndpointFault::Oversize),
+            DecoderPlan {
+                size: 2 * SIZE,
+                ..ep_plan()
+            }
+        );
+        // A window whose end is not 256 MiB aligned: the next boundary.
+        let p = endpoint_plan(
+            BASE,
+            WINDOW + 0x1000,
+            SIZE,
+            Some(EndpointFault::OutsideWindow),
+        )
+        .unwrap();
+        assert_eq!(p.base, 0x3_a000_0000);
+    }
+
+    #[test]
+    fn endpoint_faults_that_cannot_be_placed_are_errors() {
+        // Twice the device does not fit in a window the size of the device.
+        assert_eq!(
+            endpoint_plan(BASE, SIZE, SIZE, Some(EndpointFault::Oversize)),
+            Err(HdmError::FaultNotPlaceable {
+                fault: EndpointFault::Oversize,
+                why: "twice the device size does not fit in the window",
+            })
+        );
+        // No room past a window at the top of the address space.
+        let top = u64::MAX - (HDM_GRANULE - 1) - WINDOW;
+        assert!(matches!(
+            endpoint_plan(top, WINDOW, SIZE, Some(EndpointFault::OutsideWindow)),
+            Err(HdmError::FaultNotPlaceable {
+                fault: EndpointFault::OutsideWindow,
+                ..
+            })
+        ));
+        assert!(matches!(
+            endpoint_plan(BASE, WINDOW, SIZE + 1, None),
+            Err(HdmError::Misaligned { what: "size", .. })
+        ));
+    }
+
+    #[test]
+    fn endpoint_fault_names_round_trip() {
+        for f in EndpointFault::ALL {
+            assert_eq!(f.name().parse::<EndpointFault>(), Ok(f));
+            assert_eq!(f.to_string(), f.name());
+        }
+        assert_eq!(
+            "interleave2".parse::<EndpointFault>(),
+            Ok(EndpointFault::Interleave2)
+        );
+        assert_eq!(
+            "outside-window".parse::<EndpointFault>(),
+            Ok(EndpointFault::OutsideWindow)
+        );
+        assert_eq!(
+            "oversize".parse::<EndpointFault>(),
+            Ok(EndpointFault::Oversize)
+        );
+        let err = "interleave".parse::<EndpointFault>().unwrap_err();
+        assert!(
+            err.contains("interleave2, outside-window, oversize"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn programs_interleaved_endpoint_decoder() {
+        let mut f = FakeRegs::new(0, Commit::Qemu);
+        let plan = endpoint_plan(BASE, WINDOW, SIZE, Some(EndpointFault::Interleave2)).unwrap();
+        program(&mut f, &plan).unwrap();
+        // IW = 1 in bits 7:4, IG 0.
+        let ctrl = EP_CTRL | (1 << 4);
+        assert_eq!(&f.writes[1..], decoder_writes(BASE, SIZE, 0, ctrl));
+        assert_eq!(
+            f.get(D0 + DEC_CTRL),
+            CTRL_HOST_ONLY | CTRL_LOCK_ON_COMMIT | CTRL_COMMITTED | 0x10
+        );
+        let d = Hdm::locate(&f, 0x10000).unwrap().decoder(&f, 0).unwrap();
+        assert_eq!((d.iw(), d.ig(), d.committed()), (1, 0, true));
+        assert!(d.to_string().contains("IG=0 IW=1"), "{d}");
+    }
+
+    #[test]
+    fn programs_outside_window_endpoint_decoder() {
+        let mut f = FakeRegs::new(0, Commit::Qemu);
+        let plan = endpoint_plan(BASE, WINDOW, SIZE, Some(EndpointFault::OutsideWindow)).unwrap();
+        program(&mut f, &plan).unwrap();
+        assert_eq!(
+            &f.writes[1..],
+            decoder_writes(0x3_9000_0000, SIZE, 0, EP_CTRL)
+        );
+        assert_eq!(f.get(D0 + DEC_BASE_LO), 0x9000_0000);
+        assert_eq!(f.get(D0 + DEC_BASE_HI), 0x3);
+        let d = Hdm::locate(&f, 0x10000).unwrap().decoder(&f, 0).unwrap();
+        assert_eq!((d.base(), d.size(), d.iw()), (BASE + WINDOW, SIZE, 0));
+    }
+
+    #[test]
+    fn programs_oversize_endpoint_decoder() {
+        let mut f = FakeRegs::new(0, Commit::Qemu);
+        let plan = endpoint_plan(BASE, WINDOW, SIZE, Some(EndpointFault::Oversize)).unwrap();
+        program(&mut f, &plan).unwrap();
+        assert_eq!(&f.writes[1..], decoder_writes(BASE, 2 * SIZE, 0, EP_CTRL));
+        assert_eq!(f.get(D0 + DEC_SIZE_LO), 0x2000_0000);
+        let d = Hdm::locate(&f, 0x10000).unwrap().decoder(&f, 0).unwrap();
+        assert_eq!((d.base(), d.size(), d.iw()), (BASE, 2 * SIZE, 0));
+    }
+
+    #[test]
+    fn check_compares_interleave_ways() {
+        let mut f = FakeRegs::new(0, Commit::Qemu);
+        let interleaved = DecoderPlan { iw: 1, ..ep_plan() };
+        program(&mut f, &interleaved).unwrap();
+        let hdm = Hdm::locate(&f, 0x10000).unwrap();
+        assert_eq!(hdm.check(&f, 0, &interleaved), Ok(true));
+        // A correct plan over a committed interleaved decoder is refused
+        // (QEMU cannot uncommit it; only a reset clears it) ...
+        let err = hdm.check(&f, 0, &ep_plan()).unwrap_err();
+        assert!(
+            matches!(err, HdmError::Conflict { index: 0, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("wanted base=0x290000000 size=0x10000000 IW=0"),
+            "{err}"
+        );
+        // ... and the other way round.
+        let mut f = FakeRegs::new(0, Commit::Qemu);
+        program(&mut f, &ep_plan()).unwrap();
+        assert!(hdm.check(&f, 0, &interleaved).is_err());
+    }
+
+    #[test]
+    fn reserved_interleave_ways_are_rejected_before_any_write() {
+        let mut f = FakeRegs::new(0, Commit::Qemu);
+        for iw in [5, 7, 11, 15, 16] {
+            assert_eq!(
+                program(&mut f, &DecoderPlan { iw, ..ep_plan() }),
+                Err(HdmError::BadInterleaveWays { iw })
+            );
+        }
+        assert!(f.writes.is_empty());
+        for iw in [0, 1, 2, 3, 4, 8, 9, 10] {
+            let plan = DecoderPlan { iw, ..ep_plan() };
+            assert_eq!(plan.ctrl() & CTRL_IW_MASK, iw << 4);
+        }
     }
 }

@@ -6,10 +6,16 @@
 //! CXL memory device and its root port in sysfs, and programs and commits
 //! HDM decoder 0 of the host bridge and of the endpoint. All addresses,
 //! sizes and port numbers come from the CEDT, config space and registers.
+//!
+//! For tests only, `--endpoint-fault` plays faulty firmware instead: the
+//! endpoint decoder is committed interleaved, outside the window or larger
+//! than the device, so that a driver's checks of it can be exercised.
 
 use cxl_fwemu::cedt::{self, Cedt, Chbs};
 use cxl_fwemu::dvsec::{self, DeviceDvsec, RegisterBlock};
-use cxl_fwemu::hdm::{DecoderOutcome, DecoderPlan, Hdm, Outcome, Regs32, Role};
+use cxl_fwemu::hdm::{
+    self, DecoderOutcome, DecoderPlan, EndpointFault, Hdm, HdmError, Outcome, Regs32, Role,
+};
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -34,6 +40,7 @@ const PCI_COMMAND_MEMORY: u16 = 1 << 1;
 
 const USAGE: &str = "\
 usage: cxl-fwemu [find|show] [--device BDF] [--cedt PATH] [--chbs-uid UID]
+                 [--endpoint-fault interleave2|outside-window|oversize]
 
 Programs and commits HDM decoder 0 of the CXL host bridge and of the CXL
 memory device so that the CEDT fixed memory window routes to the device
@@ -48,6 +55,15 @@ options:
   --device BDF     use this endpoint instead of the first CXL.mem device
   --cedt PATH      read the CEDT from PATH (default /sys/firmware/acpi/tables/CEDT)
   --chbs-uid UID   host bridge to use when the CEDT lists several
+  --endpoint-fault FAULT
+                   FOR TESTS ONLY: play faulty firmware and commit a wrong
+                   endpoint decoder 0 (the host bridge decoder stays correct):
+                     interleave2     IW=1 (2 ways) in its Control register
+                     outside-window  based at the first 256 MiB boundary at
+                                     or past the end of the CXL window
+                     oversize        twice the size of the device memory
+                   The endpoint decoder must not be committed yet (QEMU
+                   cannot uncommit one: reset the device first).
   -h, --help       this text";
 
 type Result<T> = std::result::Result<T, String>;
@@ -65,6 +81,8 @@ struct Options {
     device: Option<String>,
     cedt: PathBuf,
     chbs_uid: Option<u32>,
+    /// Faulty firmware to play on the endpoint decoder (tests only).
+    endpoint_fault: Option<EndpointFault>,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +117,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>>
     let mut device = None;
     let mut cedt = PathBuf::from(DEFAULT_CEDT);
     let mut chbs_uid = None;
+    let mut endpoint_fault = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         // Accept both `--opt value` and `--opt=value`.
@@ -117,6 +136,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>>
             "--device" => device = Some(normalize_bdf(&value("--device")?)?),
             "--cedt" => cedt = PathBuf::from(value("--cedt")?),
             "--chbs-uid" => chbs_uid = Some(parse_u32(&value("--chbs-uid")?)?),
+            "--endpoint-fault" => endpoint_fault = Some(value("--endpoint-fault")?.parse()?),
             "find" | "show" if command.is_none() => {
                 command = Some(if name == "find" {
                     Command::Find
@@ -127,11 +147,16 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>>
             _ => return Err(format!("unexpected argument '{arg}'")),
         }
     }
+    let command = command.unwrap_or(Command::Program);
+    if endpoint_fault.is_some() && command != Command::Program {
+        return Err("--endpoint-fault only applies when programming the decoders".to_string());
+    }
     Ok(Some(Options {
-        command: command.unwrap_or(Command::Program),
+        command,
         device,
         cedt,
         chbs_uid,
+        endpoint_fault,
     }))
 }
 
@@ -572,15 +597,24 @@ fn program(opts: &Options) -> Result<()> {
     let hb_plan = DecoderPlan {
         base: window.base_hpa,
         size,
+        iw: 0,
         role: Role::HostBridge {
             target_port: rp.port_number,
         },
     };
-    let ep_plan = DecoderPlan {
-        base: window.base_hpa,
-        size,
-        role: Role::Endpoint,
-    };
+    let fault = opts.endpoint_fault;
+    let ep_plan = hdm::endpoint_plan(window.base_hpa, window.window_size, size, fault)
+        .map_err(|e| format!("endpoint {bdf}: {e}"))?;
+    if let Some(f) = fault {
+        println!(
+            "FAULT {f}: playing faulty firmware (tests only): {}; endpoint decoder 0 will be \
+             base={:#x} size={:#x} IW={}",
+            f.description(),
+            ep_plan.base,
+            ep_plan.size,
+            ep_plan.iw
+        );
+    }
     let hb_name = format!("host bridge uid {}", chbs.uid);
     let ep_name = format!("endpoint {bdf}");
     let mut hb = map_host_bridge(chbs)?;
@@ -593,9 +627,14 @@ fn program(opts: &Options) -> Result<()> {
     hb_hdm
         .check(&hb, 0, &hb_plan)
         .map_err(|e| format!("{hb_name}: {e}"))?;
-    ep_hdm
-        .check(&epr, 0, &ep_plan)
-        .map_err(|e| format!("{ep_name}: {e}"))?;
+    ep_hdm.check(&epr, 0, &ep_plan).map_err(|e| match e {
+        HdmError::Conflict { .. } if fault.is_some() => format!(
+            "{ep_name}: {e} (QEMU cannot uncommit a decoder: reset the device first, \
+             echo 1 > {}/reset)",
+            pci_dir(&bdf).display()
+        ),
+        e => format!("{ep_name}: {e}"),
+    })?;
 
     let mut sleep = || std::thread::sleep(POLL_INTERVAL);
     let out = hb_hdm
@@ -614,13 +653,28 @@ fn program(opts: &Options) -> Result<()> {
         describe(&out),
         ep_hdm.decoder(&epr, 0).map_err(|e| e.to_string())?
     );
-    println!(
-        "route: HPA {:#x}..{:#x} -> host bridge uid {} -> port {} -> {bdf} DPA 0",
-        window.base_hpa,
-        window.base_hpa + size,
-        chbs.uid,
-        rp.port_number
-    );
+    match fault {
+        None => println!(
+            "route: HPA {:#x}..{:#x} -> host bridge uid {} -> port {} -> {bdf} DPA 0",
+            window.base_hpa,
+            window.base_hpa + size,
+            chbs.uid,
+            rp.port_number
+        ),
+        Some(f) => println!(
+            "FAULT {f}: committed a faulty endpoint decoder 0 on {bdf} ({}): \
+             HPA {:#x}..{:#x} IW={}; host bridge uid {} decoder 0 is correct \
+             (HPA {:#x}..{:#x} -> port {})",
+            f.description(),
+            ep_plan.base,
+            ep_plan.base + ep_plan.size,
+            ep_plan.iw,
+            chbs.uid,
+            window.base_hpa,
+            window.base_hpa + size,
+            rp.port_number
+        ),
+    }
     println!("endpoint={bdf}");
     Ok(())
 }
@@ -784,6 +838,42 @@ mod tests {
         assert_eq!(o.device.as_deref(), Some("0000:0d:00.0"));
 
         assert_eq!(parse_args(args("--help")).unwrap(), None);
+    }
+
+    #[test]
+    fn parses_endpoint_fault() {
+        let o = parse_args(args("")).unwrap().unwrap();
+        assert_eq!(o.endpoint_fault, None);
+        for (text, fault) in [
+            ("interleave2", EndpointFault::Interleave2),
+            ("outside-window", EndpointFault::OutsideWindow),
+            ("oversize", EndpointFault::Oversize),
+        ] {
+            let o = parse_args(args(&format!("--device 0d:00.0 --endpoint-fault {text}")))
+                .unwrap()
+                .unwrap();
+            assert_eq!(o.command, Command::Program);
+            assert_eq!(o.endpoint_fault, Some(fault));
+            assert_eq!(o.device.as_deref(), Some("0000:0d:00.0"));
+            let o = parse_args(args(&format!("--endpoint-fault={text}")))
+                .unwrap()
+                .unwrap();
+            assert_eq!(o.endpoint_fault, Some(fault));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_endpoint_faults() {
+        let err = parse_args(args("--endpoint-fault interleave4")).unwrap_err();
+        assert!(
+            err.contains("unknown endpoint fault 'interleave4'"),
+            "{err}"
+        );
+        assert!(parse_args(args("--endpoint-fault")).is_err());
+        assert!(parse_args(args("--endpoint-fault=")).is_err());
+        // Only the programming command plays firmware.
+        assert!(parse_args(args("show --endpoint-fault oversize")).is_err());
+        assert!(parse_args(args("--endpoint-fault oversize find")).is_err());
     }
 
     #[test]
