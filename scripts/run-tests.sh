@@ -96,6 +96,11 @@ vm_suite vm-smoke-disable-cxl --disable-cxl -- target/release/cxlvfio-smoke --ex
 vm_suite vm-cxl -- target/release/cxlvfio-cxl
 vm_suite vm-cxl-disabled --disable-cxl -- target/release/cxlvfio-cxl --expect-no-cxl
 vm_suite vm-no-dvsec -- tests/vm/no-dvsec.sh
+# VFIO_DEVICE_GET_INFO and GET_REGION_INFO: vfio-pci's replies plus exactly the CXL additions.
+vm_suite vm-info-parity -- tests/vm/info-parity.sh
+# Decoder 0 is validated before anything is mapped: faulty firmware (interleaved, outside every
+# CXL window, larger than the device) gets no DPA region.
+vm_suite vm-decoder-rules -- tests/vm/decoder-rules.sh
 # The DPA region (device memory) and the component BAR, through the UAPI; then the data the
 # guest left in device memory must be in QEMU's memory backend file.
 rm -f "$logs/cxl-mem.raw"

@@ -263,6 +263,15 @@ impl Device {
         (pos != 0).then_some(pos)
     }
 
+    /// Finds the next extended capability `cap_id` after config offset `start` (0: the first
+    /// one); returns its offset in configuration space.
+    pub fn find_next_ext_capability(&self, start: u16, cap_id: u16) -> Option<u16> {
+        // SAFETY: `self` is a valid function; the walk is bounded by the C function.
+        let pos =
+            unsafe { bindings::pci_find_next_ext_capability(self.as_raw(), start, cap_id.into()) };
+        (pos != 0).then_some(pos)
+    }
+
     /// Finds a Designated Vendor-Specific Extended Capability by its vendor and DVSEC ID.
     ///
     /// # Examples

@@ -20,7 +20,7 @@ use crate::{
     pci,
     str::CStr,
     types::Opaque,
-    uaccess::UserPtr,
+    uaccess::{UserPtr, UserSlice},
     ThisModule,
 };
 use core::{marker::PhantomData, mem::MaybeUninit, ptr};
@@ -189,6 +189,23 @@ pub trait Driver: Sized + 'static {
         Ok(())
     }
 
+    /// `VFIO_DEVICE_GET_INFO`: called once vfio-pci-core has built its reply (flags, counts,
+    /// its own capabilities), before the reply is copied to the user. Change flags and append
+    /// capabilities with [`DeviceInfoReply`].
+    fn device_info(dev: &CoreDevice<Self>, reply: &mut DeviceInfoReply<'_>) -> Result {
+        let _ = (dev, reply);
+        Ok(())
+    }
+
+    /// `VFIO_DEVICE_GET_REGION_INFO`: called for every region once vfio-pci-core has built its
+    /// reply (and [`Driver::region_info_caps`] has run for a device-specific region), before
+    /// the reply is copied to the user. Change flags and append capabilities with
+    /// [`RegionInfoReply`].
+    fn region_info(dev: &CoreDevice<Self>, reply: &mut RegionInfoReply<'_>) -> Result {
+        let _ = (dev, reply);
+        Ok(())
+    }
+
     /// A page fault in a mapping that [`Driver::region_mmap`] accepted: map the piece
     /// described by `fault` (a page, or a PMD or PUD sized block) with
     /// [`RegionFault::insert`], or refuse it. Called with the mmap lock held for read.
@@ -250,6 +267,72 @@ pub fn offset_in_region(pos: u64) -> u64 {
 /// The device-file offset of the start of region `index`.
 pub fn index_to_offset(index: u32) -> u64 {
     u64::from(index) << bindings::VFIO_PCI_OFFSET_SHIFT
+}
+
+/// A `VFIO_DEVICE_IOEVENTFD` request, copied from user memory once.
+///
+/// The driver checks this copy and hands the same copy to vfio-pci-core
+/// ([`CoreDevice::core_ioeventfd`]): a user thread that changes the request in its memory after
+/// the copy changes nothing the kernel does.
+pub struct IoeventfdRequest(bindings::vfio_device_ioeventfd);
+
+impl IoeventfdRequest {
+    /// The bytes vfio-pci-core reads of a request: up to and including `fd`.
+    const MINSZ: usize = core::mem::offset_of!(bindings::vfio_device_ioeventfd, fd) + 4;
+
+    /// Copies the request at user address `arg`.
+    pub fn from_user(arg: usize) -> Result<Self> {
+        let mut bytes = [0u8; Self::MINSZ];
+        UserSlice::new(arg, bytes.len())
+            .reader()
+            .read_slice(&mut bytes)?;
+        let u32_at = |at: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&bytes[at..at + 4]);
+            u32::from_ne_bytes(b)
+        };
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_ne_bytes(b)
+        };
+        Ok(Self(bindings::vfio_device_ioeventfd {
+            argsz: u32_at(core::mem::offset_of!(
+                bindings::vfio_device_ioeventfd,
+                argsz
+            )),
+            flags: u32_at(core::mem::offset_of!(
+                bindings::vfio_device_ioeventfd,
+                flags
+            )),
+            offset: u64_at(core::mem::offset_of!(
+                bindings::vfio_device_ioeventfd,
+                offset
+            )),
+            data: u64_at(core::mem::offset_of!(bindings::vfio_device_ioeventfd, data)),
+            fd: u32_at(core::mem::offset_of!(bindings::vfio_device_ioeventfd, fd)) as i32,
+            // SAFETY: The rest of the C struct (padding, reserved) is plain integers, for
+            // which all zeroes is valid.
+            ..unsafe { core::mem::zeroed() }
+        }))
+    }
+
+    /// The device-file offset the eventfd writes to.
+    pub fn offset(&self) -> u64 {
+        self.0.offset
+    }
+
+    /// The write size in bytes, if the flags name exactly one (vfio-pci-core refuses the
+    /// request otherwise), else `None`.
+    pub fn size(&self) -> Option<usize> {
+        let sizes = self.0.flags & bindings::VFIO_DEVICE_IOEVENTFD_SIZE_MASK;
+        (sizes.count_ones() == 1).then(|| 1usize << sizes.trailing_zeros())
+    }
+
+    /// Whether the request removes an ioeventfd (`fd` -1) rather than adding one.
+    pub fn is_removal(&self) -> bool {
+        self.0.fd == -1
+    }
 }
 
 /// The allocation behind every device of driver `T`: vfio-pci-core's device, then `T`'s data.
@@ -365,6 +448,15 @@ impl<T: Driver> CoreDevice<T> {
         }
     }
 
+    /// vfio-pci-core's `VFIO_DEVICE_IOEVENTFD` for a request the driver already copied (and
+    /// checked): what is registered is exactly what the driver saw.
+    pub fn core_ioeventfd(&self, req: &IoeventfdRequest) -> Result<isize> {
+        // SAFETY: The device is valid (type invariant); `req.0` is a complete request in
+        // kernel memory that vfio-pci-core only reads during the call.
+        to_result(unsafe { bindings::vfio_pci_core_ioeventfd(self.core_raw(), &req.0) })?;
+        Ok(0)
+    }
+
     /// vfio-pci-core's `ioctl`.
     pub fn core_ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
         // SAFETY: The device is valid (type invariant); `arg` is the user's argument, checked
@@ -475,11 +567,12 @@ impl RegionMap<'_> {
     }
 }
 
-/// The capability chain of a region info reply being built (`struct vfio_info_cap`).
+/// The capability chain of an info reply being built (`struct vfio_info_cap`).
 ///
 /// # Invariants
 ///
-/// `caps` is the chain vfio-pci-core is building for the current `VFIO_DEVICE_GET_REGION_INFO`.
+/// `caps` is the chain vfio-pci-core is building for the current `VFIO_DEVICE_GET_REGION_INFO`
+/// or `VFIO_DEVICE_GET_INFO`.
 pub struct RegionCaps<'a> {
     caps: *mut bindings::vfio_info_cap,
     _lifetime: PhantomData<&'a mut ()>,
@@ -508,6 +601,86 @@ impl RegionCaps<'_> {
     }
 }
 
+/// vfio-pci-core's `VFIO_DEVICE_GET_INFO` reply, before it is copied to the user: the request
+/// was copied from user memory once, by vfio-pci-core, and nothing here reads user memory.
+///
+/// # Invariants
+///
+/// `info` and `caps` are the reply and the capability chain vfio-pci-core is building for the
+/// current request, valid and exclusively ours for `'a`.
+pub struct DeviceInfoReply<'a> {
+    info: *mut bindings::vfio_device_info,
+    caps: RegionCaps<'a>,
+}
+
+impl DeviceInfoReply<'_> {
+    /// The device flags (`VFIO_DEVICE_FLAGS_*`).
+    pub fn flags(&self) -> u32 {
+        // SAFETY: `info` is valid (type invariant).
+        unsafe { (*self.info).flags }
+    }
+
+    /// Sets the device flags. `VFIO_DEVICE_FLAGS_CAPS` is vfio-pci-core's to set.
+    pub fn set_flags(&mut self, flags: u32) {
+        // SAFETY: `info` is valid and ours (type invariant).
+        unsafe { (*self.info).flags = flags }
+    }
+
+    /// Number of regions reported.
+    pub fn num_regions(&self) -> u32 {
+        // SAFETY: `info` is valid (type invariant).
+        unsafe { (*self.info).num_regions }
+    }
+
+    /// Appends a capability to the reply's chain (see [`RegionCaps::add`]).
+    pub fn add_cap(&mut self, cap: &[u8]) -> Result {
+        self.caps.add(cap)
+    }
+}
+
+/// vfio-pci-core's `VFIO_DEVICE_GET_REGION_INFO` reply, before it is copied to the user: the
+/// request was copied from user memory once, by vfio-pci-core.
+///
+/// # Invariants
+///
+/// `info` and `caps` are the reply and the capability chain vfio-pci-core is building for the
+/// current request, valid and exclusively ours for `'a`.
+pub struct RegionInfoReply<'a> {
+    info: *mut bindings::vfio_region_info,
+    caps: RegionCaps<'a>,
+}
+
+impl RegionInfoReply<'_> {
+    /// The region index asked about.
+    pub fn index(&self) -> u32 {
+        // SAFETY: `info` is valid (type invariant).
+        unsafe { (*self.info).index }
+    }
+
+    /// The region's size as vfio-pci-core reports it.
+    pub fn size(&self) -> u64 {
+        // SAFETY: `info` is valid (type invariant).
+        unsafe { (*self.info).size }
+    }
+
+    /// The region flags (`VFIO_REGION_INFO_FLAG_*`).
+    pub fn flags(&self) -> u32 {
+        // SAFETY: `info` is valid (type invariant).
+        unsafe { (*self.info).flags }
+    }
+
+    /// Sets the region flags. `VFIO_REGION_INFO_FLAG_CAPS` is vfio-pci-core's to set.
+    pub fn set_flags(&mut self, flags: u32) {
+        // SAFETY: `info` is valid and ours (type invariant).
+        unsafe { (*self.info).flags = flags }
+    }
+
+    /// Appends a capability to the reply's chain (see [`RegionCaps::add`]).
+    pub fn add_cap(&mut self, cap: &[u8]) -> Result {
+        self.caps.add(cap)
+    }
+}
+
 /// The outcome of a fault (`vm_fault_t`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FaultResult(bindings::vm_fault_t);
@@ -519,6 +692,9 @@ impl FaultResult {
     pub const FALLBACK: Self = Self(bindings::vm_fault_reason_VM_FAULT_FALLBACK);
     /// Out of memory (for page tables).
     pub const OOM: Self = Self(bindings::vm_fault_reason_VM_FAULT_OOM);
+    /// Nothing was inserted: the access runs again (once a pending signal is handled) and
+    /// faults anew. For a fault that waited for something and was interrupted.
+    pub const AGAIN: Self = Self(bindings::vm_fault_reason_VM_FAULT_NOPAGE);
 
     /// Whether a mapping was inserted (or already there).
     pub fn is_mapped(self) -> bool {
@@ -899,6 +1075,63 @@ impl<T: Driver> Adapter<T> {
         unsafe { bindings::vfio_pci_core_aer_err_detected(pdev, state) }
     }
 
+    const INFO_OPS: bindings::vfio_pci_info_ops = bindings::vfio_pci_info_ops {
+        device_info: if T::HAS_DEVICE_INFO {
+            Some(Self::device_info_callback)
+        } else {
+            None
+        },
+        region_info: if T::HAS_REGION_INFO {
+            Some(Self::region_info_callback)
+        } else {
+            None
+        },
+    };
+
+    /// # Safety
+    ///
+    /// Called by vfio-pci-core's `VFIO_DEVICE_GET_INFO` on a device of `T`, with the reply and
+    /// the capability chain it is building.
+    unsafe extern "C" fn device_info_callback(
+        vdev: *mut bindings::vfio_pci_core_device,
+        info: *mut bindings::vfio_device_info,
+        caps: *mut bindings::vfio_info_cap,
+    ) -> c_int {
+        // SAFETY: As the function's safety requirements say.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(ptr::addr_of_mut!((*vdev).vdev)) };
+        // INVARIANT: `info` and `caps` are the reply being built for this request.
+        let mut reply = DeviceInfoReply {
+            info,
+            caps: RegionCaps {
+                caps,
+                _lifetime: PhantomData,
+            },
+        };
+        from_result(|| T::device_info(dev, &mut reply).map(|()| 0))
+    }
+
+    /// # Safety
+    ///
+    /// Called by vfio-pci-core's `VFIO_DEVICE_GET_REGION_INFO` on a device of `T`, with the
+    /// reply and the capability chain it is building.
+    unsafe extern "C" fn region_info_callback(
+        vdev: *mut bindings::vfio_pci_core_device,
+        info: *mut bindings::vfio_region_info,
+        caps: *mut bindings::vfio_info_cap,
+    ) -> c_int {
+        // SAFETY: As the function's safety requirements say.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(ptr::addr_of_mut!((*vdev).vdev)) };
+        // INVARIANT: `info` and `caps` are the reply being built for this request.
+        let mut reply = RegionInfoReply {
+            info,
+            caps: RegionCaps {
+                caps,
+                _lifetime: PhantomData,
+            },
+        };
+        from_result(|| T::region_info(dev, &mut reply).map(|()| 0))
+    }
+
     const REGOPS: bindings::vfio_pci_regops = bindings::vfio_pci_regops {
         rw: Some(Self::region_rw_callback),
         release: Some(Self::region_release_callback),
@@ -995,6 +1228,9 @@ impl<T: Driver> Adapter<T> {
                         | bindings::VM_DONTEXPAND
                         | bindings::VM_DONTDUMP) as _,
                 );
+                // Faults insert only `DeviceMemory`, which the kernel maps write-back: the
+                // user's mapping gets the same memory type, and is decrypted.
+                bindings::vma_set_device_memory_prot(vma);
                 (*vma).vm_ops = &Self::VM_OPS;
                 (*vma).vm_private_data = ptr::addr_of_mut!((*vdev).vdev).cast();
             }
@@ -1298,8 +1534,11 @@ impl<T: Driver> Adapter<T> {
                 return Err(e);
             }
             // SAFETY: As above, the container is not shared yet. The driver data pointer is how
-            // remove finds the container again.
+            // remove finds the container again. The info hooks are a `'static` table.
             unsafe {
+                if T::HAS_DEVICE_INFO || T::HAS_REGION_INFO {
+                    (*container).core.info_ops = &Self::INFO_OPS;
+                }
                 (*container).data_initialised = true;
                 bindings::dev_set_drvdata(ptr::addr_of_mut!((*pdev).dev), container.cast());
             }

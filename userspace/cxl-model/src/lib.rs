@@ -47,6 +47,30 @@ pub(crate) mod caparray;
 )]
 pub(crate) mod comp_regs;
 
+#[path = "../../../drivers/vfio/pci/cxl/model/config.rs"]
+#[warn(
+    clippy::missing_docs_in_private_items,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::float_arithmetic
+)]
+pub(crate) mod config;
+
+#[path = "../../../drivers/vfio/pci/cxl/model/window.rs"]
+#[warn(
+    clippy::missing_docs_in_private_items,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::float_arithmetic
+)]
+pub(crate) mod window;
+
 #[path = "../../../drivers/vfio/pci/cxl/model/dvsec.rs"]
 #[warn(
     clippy::missing_docs_in_private_items,

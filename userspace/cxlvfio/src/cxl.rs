@@ -682,6 +682,30 @@ pub fn dvsec_diff(actual: &[u8], expected: &[u8]) -> Vec<String> {
     out
 }
 
+/// Every DVSEC of `vendor` in a config space image: offset, DVSEC ID and length
+/// each, in list order.
+pub fn dvsecs_of(cfg: &[u8], vendor: u16) -> Vec<(usize, u16, usize)> {
+    let mut out = Vec::new();
+    let mut pos = 0x100usize;
+    for _ in 0..(4096 / 8) {
+        if pos < 0x100 || pos + 10 > cfg.len() {
+            break;
+        }
+        let hdr = le32(cfg, pos);
+        if hdr & 0xffff == u32::from(PCI_EXT_CAP_ID_DVSEC) {
+            let h1 = le32(cfg, pos + 4);
+            if (h1 & 0xffff) as u16 == vendor {
+                out.push((pos, le16(cfg, pos + 8), (h1 >> 20) as usize));
+            }
+        }
+        pos = ((hdr >> 20) & 0xffc) as usize;
+        if pos == 0 {
+            break;
+        }
+    }
+    out
+}
+
 /// Finds the first DVSEC with `vendor` and `id` in a config space image;
 /// returns its offset and length.
 pub fn find_dvsec(cfg: &[u8], vendor: u16, id: u16) -> Option<(usize, usize)> {
@@ -1081,5 +1105,71 @@ mod tests {
         assert_eq!(pread_once(&n, 0, 4).unwrap(), Vec::<u8>::new());
         let e = try_mmap(&n, 0, 4096).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENODEV));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The real HDM decoders, past VFIO
+// ---------------------------------------------------------------------------
+
+/// The device's real HDM decoder registers as the host maps them (sysfs
+/// `resource<N>`, read only), past the driver's emulation: what firmware
+/// programmed and what a test must find unchanged.
+#[derive(Debug)]
+pub struct RealHdm {
+    /// The component register BAR.
+    pub bar: u32,
+    /// Offset of the HDM Decoder Capability structure in that BAR.
+    pub hdm_bar_offset: u64,
+    /// Number of decoders.
+    pub count: usize,
+    map: crate::pci::ResourceMap,
+}
+
+impl RealHdm {
+    /// Finds the HDM decoders of `bdf`: the Register Locator DVSEC in sysfs
+    /// config, then the capability array of the CXL.mem area.
+    pub fn locate(bdf: &str) -> Result<Self, String> {
+        let path = crate::pci::device_dir(bdf).join("config");
+        let cfg = std::fs::read(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
+        let (bar, block) =
+            component_block(&cfg).ok_or("no component register block in the Register Locator")?;
+        let map = crate::pci::ResourceMap::open(bdf, usize::from(bar))
+            .map_err(|e| format!("BAR{bar}: {e}"))?;
+        let cm = block + CXL_CM_OFFSET;
+        let header = map.read_u32(cm).map_err(|e| e.to_string())?;
+        let dwords = map
+            .read_dwords(cm, CapArray::array_size(header) + 1)
+            .map_err(|e| e.to_string())?;
+        let hdm = *CapArray::parse(&dwords)?
+            .find(CXL_CM_CAP_CAP_ID_HDM)
+            .ok_or("no HDM decoder capability in the capability array")?;
+        let hdm_bar_offset = cm + hdm.offset as u64;
+        let cap = map.read_u32(hdm_bar_offset).map_err(|e| e.to_string())?;
+        let count = hdm_decoder_count(cap)
+            .ok_or_else(|| format!("HDM capability {cap:#010x}: reserved decoder count"))?;
+        Ok(Self {
+            bar: u32::from(bar),
+            hdm_bar_offset,
+            count,
+            map,
+        })
+    }
+
+    /// Offset in the BAR of register `reg` (`DEC_*`) of decoder `n`.
+    pub fn decoder_reg(&self, n: usize, reg: usize) -> u64 {
+        self.hdm_bar_offset + (HDM_DECODER_FIRST + n * HDM_DECODER_STRIDE + reg) as u64
+    }
+
+    /// Every register of the HDM Decoder Capability structure, as the hardware holds it now.
+    pub fn dwords(&self) -> Result<Vec<u32>, String> {
+        self.map
+            .read_dwords(self.hdm_bar_offset, hdm_block_size(self.count) / 4)
+            .map_err(|e| e.to_string())
+    }
+
+    /// One register at `off` of the BAR.
+    pub fn read(&self, off: u64) -> Result<u32, String> {
+        self.map.read_u32(off).map_err(|e| e.to_string())
     }
 }

@@ -12,6 +12,8 @@
 //! - [`cxl`]: CXL register layouts and reference models of the driver's CXL ABI.
 //! - [`mmap`], [`sigbus`]: device-memory mappings, volatile access, fault
 //!   counting, and a SIGBUS handler that turns faults into test results.
+//! - [`ioeventfd`]: `VFIO_DEVICE_IOEVENTFD` requests and a race on their offset.
+//! - [`parity`]: device and region info in a canonical form, compared with vfio-pci's.
 //! - [`pattern`], [`iomem`], [`backend`]: test data, `/proc/iomem`, and the
 //!   markers the DPA suite leaves for the host-side backend check.
 
@@ -23,11 +25,13 @@ pub mod backend;
 pub mod cli;
 pub mod cxl;
 pub mod error;
+pub mod ioeventfd;
 pub mod iomem;
 pub mod kmod;
 pub mod kmsg;
 pub mod ktap;
 pub mod mmap;
+pub mod parity;
 pub mod pattern;
 pub mod pci;
 pub mod sigbus;

@@ -271,6 +271,13 @@ pub fn unbind(bdf: &str) -> io::Result<()> {
     fs::write(&path, bdf).context(|| format!("write {bdf} to {}", path.display()))
 }
 
+/// Asks the PCI core to bind the device to a driver (`drivers_probe`): the one
+/// its `driver_override` names, if set.
+pub fn probe(bdf: &str) -> io::Result<()> {
+    let path = Path::new("/sys/bus/pci/drivers_probe");
+    fs::write(path, bdf).context(|| format!("write {bdf} to {}", path.display()))
+}
+
 /// Parses a `VVVV:DDDD` vendor:device pair (hex, optional `0x`).
 pub fn parse_ids(s: &str) -> Option<(u16, u16)> {
     let (v, d) = s.split_once(':')?;

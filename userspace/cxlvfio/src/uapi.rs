@@ -110,6 +110,8 @@ pub const VFIO_DEVICE_GET_IRQ_INFO: u64 = vfio_io(9);
 pub const VFIO_DEVICE_SET_IRQS: u64 = vfio_io(10);
 /// Device: reset the device (no argument).
 pub const VFIO_DEVICE_RESET: u64 = vfio_io(11);
+/// `VFIO_DEVICE_IOEVENTFD`.
+pub const VFIO_DEVICE_IOEVENTFD: u64 = vfio_io(16);
 /// Device: list the devices a PCI hot reset would affect.
 pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u64 = vfio_io(12);
 /// Device: perform a PCI hot (bus) reset.

@@ -18,16 +18,12 @@ use crate::model::{
 };
 use crate::{detect::CxlDevice, CxlVfioPci};
 use kernel::{
-    ioctl::_IO,
     mm::virt::VmArea,
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     uaccess::{UserPtr, UserSlice},
-    vfio::pci::{self as vfio_pci, CoreDevice},
+    vfio::pci::{self as vfio_pci, CoreDevice, IoeventfdRequest, RegionInfoReply},
 };
-
-/// `VFIO_DEVICE_GET_REGION_INFO`.
-pub(crate) const VFIO_DEVICE_GET_REGION_INFO: u32 = _IO(b';' as u32, 100 + 8);
 
 /// Size of the component BAR, 0 if it is gone.
 fn bar_size(dev: &CoreDevice<CxlVfioPci>, cxl: &CxlDevice) -> u64 {
@@ -44,41 +40,24 @@ pub(crate) fn comp_regs_cap(cxl: &CxlDevice) -> [u8; info::CAP_COMP_REGS_SIZE] {
     info::comp_regs_cap(cxl.comp_bar, cxl.comp_offset, block_len(cxl))
 }
 
-/// Answers `VFIO_DEVICE_GET_REGION_INFO` when it asks about the component BAR; `None` for any
-/// other region (vfio-pci-core answers).
+/// Adds to vfio-pci-core's `VFIO_DEVICE_GET_REGION_INFO` reply for the component BAR: the
+/// page-aligned parts outside the block in a sparse mmap capability, and no `MMAP` flag when
+/// there are none.
 pub(crate) fn region_info(
     dev: &CoreDevice<CxlVfioPci>,
     cxl: &CxlDevice,
-    arg: usize,
-) -> Option<Result<isize>> {
-    let mut head = [0u8; info::REGION_INFO_SIZE];
-    if let Err(e) = UserSlice::new(arg, head.len())
-        .reader()
-        .read_slice(&mut head)
-    {
-        return Some(Err(e));
+    reply: &mut RegionInfoReply<'_>,
+) -> Result {
+    if reply.size() == 0 {
+        return Ok(());
     }
-    let argsz = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-    let index = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-    if index != cxl.comp_bar {
-        return None;
+    let areas = sparse::sparse_areas(bar_size(dev, cxl), cxl.comp_offset, PAGE_SIZE as u64);
+    let mappable = reply.flags() & info::VFIO_REGION_INFO_FLAG_MMAP != 0;
+    reply.set_flags(info::comp_bar_flags(reply.flags(), &areas));
+    match info::sparse_mmap_cap(&areas) {
+        Some((cap, len)) if mappable => reply.add_cap(&cap[..len]),
+        _ => Ok(()),
     }
-    Some((|| {
-        let size = bar_size(dev, cxl);
-        let areas = sparse::sparse_areas(size, cxl.comp_offset, PAGE_SIZE as u64);
-        let reply =
-            info::bar_region_info(argsz, index, size, vfio_pci::index_to_offset(index), &areas)
-                .map_err(|_| EINVAL)?;
-        if reply.caps_len > 0 {
-            UserSlice::new(arg + info::REGION_INFO_SIZE, reply.caps_len)
-                .writer()
-                .write_slice(&reply.caps[..reply.caps_len])?;
-        }
-        UserSlice::new(arg, reply.header.len())
-            .writer()
-            .write_slice(&reply.header)?;
-        Ok(0)
-    })())
 }
 
 /// Whether a mapping of the device file may be made: never one of the component BAR that
@@ -97,32 +76,30 @@ pub(crate) fn mmap_allowed(dev: &CoreDevice<CxlVfioPci>, cxl: &CxlDevice, vma: &
     )
 }
 
-/// Whether a `VFIO_DEVICE_IOEVENTFD` request at user address `arg` targets the block:
-/// `struct vfio_device_ioeventfd` { argsz, flags (bits 3:0 the access size), offset, ... }.
-pub(crate) fn ioeventfd_hits_block(
+/// `VFIO_DEVICE_IOEVENTFD`: an ioeventfd writes the BAR from the kernel when signalled,
+/// bypassing read and write, so none may be added on the block. The request is copied once;
+/// the check and vfio-pci-core see that one copy. Removals (`fd` -1) go through: none can
+/// exist on the block.
+pub(crate) fn ioeventfd(
     dev: &CoreDevice<CxlVfioPci>,
     cxl: &CxlDevice,
     arg: usize,
-) -> Result<bool> {
-    let mut head = [0u8; 16];
-    UserSlice::new(arg, head.len())
-        .reader()
-        .read_slice(&mut head)?;
-    let flags = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    let mut offset = [0u8; 8];
-    offset.copy_from_slice(&head[8..16]);
-    let pos = u64::from_le_bytes(offset);
-    // Sizes 1, 2, 4 and 8 are flag bits 0..3; take the largest set so that no combination
-    // slips through (vfio-pci-core rejects anything but exactly one).
-    let count = match flags & 0xf {
-        0 => 1,
-        f => 1usize << (31 - f.leading_zeros()),
-    };
-    let Ok(pos) = i64::try_from(pos) else {
-        // Not a BAR offset at all: vfio-pci-core rejects it.
-        return Ok(false);
-    };
-    Ok(touches_block(dev, cxl, pos, count))
+) -> Result<isize> {
+    let req = IoeventfdRequest::from_user(arg)?;
+    if !req.is_removal() {
+        // A request naming no single size is refused by vfio-pci-core; check it as 8 bytes
+        // so that no combination slips through here.
+        let count = req.size().unwrap_or(8);
+        let hits = match i64::try_from(req.offset()) {
+            Ok(pos) => touches_block(dev, cxl, pos, count),
+            // Not a BAR offset at all: vfio-pci-core refuses it.
+            Err(_) => false,
+        };
+        if hits {
+            return Err(EINVAL);
+        }
+    }
+    dev.core_ioeventfd(&req)
 }
 
 /// Whether a device-file access at `pos` of `count` bytes touches the block.

@@ -31,17 +31,18 @@ use kernel::{
     c_str, dev_info, dev_warn,
     ioctl::_IO,
     mm::virt::VmArea,
-    new_mutex, pci,
+    new_condvar, new_mutex, pci,
     prelude::*,
-    sync::Mutex,
+    sync::{CondVar, Mutex},
     uaccess::{UserPtr, UserSlice},
     vfio::pci::{
-        self as vfio_pci, CloseDevice, CoreDevice, FaultResult, OpenDevice, RegionCaps,
-        RegionFault, RegionMap,
+        self as vfio_pci, CloseDevice, CoreDevice, DeviceInfoReply, FaultResult, OpenDevice,
+        RegionCaps, RegionFault, RegionInfoReply, RegionMap,
     },
 };
 use model::{
     comp_regs,
+    config::Piece,
     dvsec::{DvsecShadow, HwWrite},
     info,
     regs::{
@@ -82,8 +83,6 @@ const VFIO_REGION_SUBTYPE_CXL: u32 = 1;
 const COMP_REGS_REGION: usize = 1;
 /// The [`vfio_pci::Driver::region_rw`] id of the DPA region.
 const DPA_REGION: usize = 2;
-/// `VFIO_DEVICE_GET_INFO`.
-const VFIO_DEVICE_GET_INFO: u32 = _IO(VFIO_TYPE, VFIO_BASE + 7);
 /// `VFIO_DEVICE_RESET`.
 const VFIO_DEVICE_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 11);
 /// `VFIO_DEVICE_PCI_HOT_RESET`.
@@ -104,8 +103,6 @@ const VFIO_DEVICE_FEATURE_LOW_POWER_EXIT: u32 = 5;
 const PCI_PM_CTRL: u16 = 4;
 /// `VFIO_DEVICE_IOEVENTFD`.
 const VFIO_DEVICE_IOEVENTFD: u32 = _IO(VFIO_TYPE, VFIO_BASE + 16);
-/// Size of an extended capability header.
-const PCI_EXT_CAP_HEADER_SIZE: u64 = 4;
 
 /// Per-device state.
 #[pin_data]
@@ -122,6 +119,10 @@ struct DeviceState {
     /// The DPA region's state. Taken after vfio-pci-core's `memory_lock` when both are held.
     #[pin]
     dpa: Mutex<dpa::DpaState>,
+    /// Signalled, under `dpa`, whenever a reset or power change of the DPA region ends (or the
+    /// region closes): accesses that found one under way wait for it.
+    #[pin]
+    dpa_settled: CondVar,
     /// Config-space byte ranges `(start, len)` whose writes change the function's power state
     /// without a PCI core callback: the DPA region is revoked around them.
     power_regs: [Option<(u16, u16)>; 1],
@@ -222,14 +223,8 @@ impl CxlVfioPci {
         Ok(())
     }
 
-    /// `VFIO_DEVICE_GET_INFO` of a CXL device: vfio-pci's answer plus the CXL flag and
-    /// capability.
-    fn get_info(dev: &CoreDevice<Self>, cxl: &CxlDevice, arg: usize) -> Result<isize> {
-        let mut head = [0u8; info::DEVICE_INFO_MINSZ];
-        UserSlice::new(arg, head.len())
-            .reader()
-            .read_slice(&mut head)?;
-        let argsz = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    /// `VFIO_DEVICE_INFO_CAP_CXL` of the current open.
+    fn cxl_cap(dev: &CoreDevice<Self>, cxl: &CxlDevice) -> info::CxlCap {
         let (comp_regs_region_index, dpa_index) = {
             let open = dev.data().open.lock();
             (open.comp_regs_index, open.dpa_index)
@@ -241,27 +236,13 @@ impl CxlVfioPci {
         if cxl.layout.cache_capable() {
             flags |= info::VFIO_CXL_CAP_CACHE_CAPABLE;
         }
-        let cap = info::CxlCap {
+        info::CxlCap {
             bar: cxl.comp_bar as u8,
             flags,
             hdm_regs_offset: cxl.cm_offset(),
             dpa_region_index: dpa_index.unwrap_or(info::NO_REGION),
             comp_regs_region_index,
-        };
-        let device = info::DeviceInfo {
-            reset_works: dev.reset_works(),
-            num_regions: dev.num_regions(),
-        };
-        let reply = info::device_info(argsz, device, Some(cap)).map_err(|_| EINVAL)?;
-        if let Some(caps) = &reply.caps {
-            UserSlice::new(arg + info::DEVICE_INFO_SIZE, caps.len())
-                .writer()
-                .write_slice(caps)?;
         }
-        UserSlice::new(arg, reply.header_len)
-            .writer()
-            .write_slice(&reply.header[..reply.header_len])?;
-        Ok(0)
     }
 
     /// Whether a config write at `pos` of `count` bytes touches a register that can reset the
@@ -280,9 +261,9 @@ impl CxlVfioPci {
             .any(|&(reg, len)| start < u64::from(reg) + u64::from(len) && end > u64::from(reg))
     }
 
-    /// A read or write of the config region that overlaps the CXL Device DVSEC: the DVSEC
-    /// bytes go through the shadow, in pieces that do not cross a dword, and every other byte
-    /// through vfio-pci-core's own config emulation.
+    /// A read or write of the config region that touches a CXL DVSEC: the Device DVSEC's bytes
+    /// go through the shadow, writes to the other CXL DVSECs are dropped, and every other byte
+    /// goes through vfio-pci-core's own config emulation (see [`model::config`]).
     fn config_rw(
         dev: &CoreDevice<Self>,
         cxl: &CxlDevice,
@@ -298,46 +279,31 @@ impl CxlVfioPci {
         if start.saturating_add(count as u64) > u64::from(dev.pci_dev().cfg_size()) {
             return Err(EFAULT);
         }
-        // vfio-pci-core virtualizes every extended capability header (its next pointer):
-        // reads of the DVSEC's header go there. Writes to it are the shadow's to drop.
-        let header = if write { 0 } else { PCI_EXT_CAP_HEADER_SIZE };
-        let (dvsec_start, dvsec_end) = (
-            u64::from(cxl.dvsec) + header,
-            u64::from(cxl.dvsec) + u64::from(cxl.dvsec_len),
-        );
+        let map = cxl.config_map();
         let mut done = 0usize;
         while done < count {
             let cur = start + done as u64;
-            let remaining = (count - done) as u64;
-            let in_dvsec = cur >= dvsec_start && cur < dvsec_end;
-            let len = if in_dvsec {
-                remaining.min(4 - cur % 4).min(dvsec_end - cur)
-            } else if cur < dvsec_start {
-                remaining.min(dvsec_start - cur)
-            } else {
-                remaining
-            } as usize;
+            let (piece, len) = map.piece(cur, (count - done) as u64, write);
+            let len = len as usize;
             let user = buf + done;
-            let n = if in_dvsec {
-                match Self::dvsec_rw(dev, cxl, user, cur as u16, len, write) {
-                    Ok(n) => n,
-                    // What was done before stays done: report it as a short transfer.
-                    Err(e) if done == 0 => return Err(e),
-                    Err(_) => break,
+            let step = match piece {
+                Piece::Shadow => Self::dvsec_rw(dev, cxl, user, cur as u16, len, write),
+                // A host-owned CXL DVSEC: as a read-only register, the write changes nothing.
+                Piece::Dropped => Ok(len),
+                Piece::Core => {
+                    let mut core_pos = (region_start + cur) as i64;
+                    if write {
+                        dev.core_write(user, len, &mut core_pos)
+                    } else {
+                        dev.core_read(user, len, &mut core_pos)
+                    }
                 }
-            } else {
-                let mut core_pos = (region_start + cur) as i64;
-                let n = if write {
-                    dev.core_write(user, len, &mut core_pos)
-                } else {
-                    dev.core_read(user, len, &mut core_pos)
-                };
-                match n {
-                    Ok(n) => n,
-                    // Report what was done before the failure, as a short transfer.
-                    Err(e) if done == 0 => return Err(e),
-                    Err(_) => break,
-                }
+            };
+            let n = match step {
+                Ok(n) => n,
+                // What was done before stays done: report it as a short transfer.
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
             };
             done += n;
             if n < len {
@@ -432,16 +398,14 @@ impl CxlVfioPci {
         pdev.user_write_config_u16(hw.pos, value)
     }
 
-    /// Whether a device-file access at `pos` of `count` bytes touches the emulated DVSEC.
-    fn touches_dvsec(cxl: &CxlDevice, pos: i64, count: usize) -> bool {
+    /// Whether a device-file access at `pos` of `count` bytes touches a CXL DVSEC that the
+    /// driver handles (see [`model::config`]).
+    fn touches_dvsec(cxl: &CxlDevice, pos: i64, count: usize, write: bool) -> bool {
         let pos = pos as u64;
-        if vfio_pci::offset_to_index(pos) != vfio_pci::CONFIG_REGION_INDEX {
-            return false;
-        }
-        let start = vfio_pci::offset_in_region(pos);
-        let end = start.saturating_add(count as u64);
-        let dvsec = u64::from(cxl.dvsec);
-        start < dvsec + u64::from(cxl.dvsec_len) && end > dvsec
+        vfio_pci::offset_to_index(pos) == vfio_pci::CONFIG_REGION_INDEX
+            && cxl
+                .config_map()
+                .touches(vfio_pci::offset_in_region(pos), count as u64, write)
     }
 }
 
@@ -493,6 +457,7 @@ impl vfio_pci::Driver for CxlVfioPci {
             }),
             shadows_stale: AtomicBool::new(false),
             dpa <- new_mutex!(dpa::DpaState::new()),
+            dpa_settled <- new_condvar!("cxl_vfio_pci::dpa_settled"),
             power_regs,
         })
     }
@@ -515,6 +480,9 @@ impl vfio_pci::Driver for CxlVfioPci {
         dpa::shut(dev);
         dev.core_close_device();
         dpa::close(dev);
+        // vfio-pci-core reset the function, which may have cleared decoder 0.
+        let _pm = dev.pci_dev().runtime_pm_get();
+        dpa::restore_closed(dev);
     }
 
     fn reset_prepare(dev: &CoreDevice<Self>) {
@@ -524,6 +492,7 @@ impl vfio_pci::Driver for CxlVfioPci {
     fn reset_done(dev: &CoreDevice<Self>) {
         dev.data().shadows_stale.store(true, Ordering::Release);
         dpa::end_change(dev);
+        dpa::restore_closed(dev);
     }
 
     fn error_detected(dev: &CoreDevice<Self>) {
@@ -540,14 +509,8 @@ impl vfio_pci::Driver for CxlVfioPci {
             return dev.core_ioctl(cmd, arg);
         };
         match cmd {
-            VFIO_DEVICE_GET_INFO => Self::get_info(dev, cxl, arg),
-            // An ioeventfd writes the BAR from the kernel, bypassing read/write: none may
-            // target the component register block.
-            VFIO_DEVICE_IOEVENTFD if bar::ioeventfd_hits_block(dev, cxl, arg)? => Err(EINVAL),
-            bar::VFIO_DEVICE_GET_REGION_INFO => match bar::region_info(dev, cxl, arg) {
-                Some(ret) => ret,
-                None => dev.core_ioctl(cmd, arg),
-            },
+            // None may target the component register block.
+            VFIO_DEVICE_IOEVENTFD => bar::ioeventfd(dev, cxl, arg),
             // vfio-pci-core resets under its memory_lock held for write, and the PCI core
             // calls reset_prepare (revoke) and reset_done around the reset: restore now, so
             // that the user's next access need not.
@@ -582,7 +545,7 @@ impl vfio_pci::Driver for CxlVfioPci {
 
     fn read(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
         match &dev.data().cxl {
-            Some(cxl) if Self::touches_dvsec(cxl, *pos, count) => {
+            Some(cxl) if Self::touches_dvsec(cxl, *pos, count, false) => {
                 Self::config_rw(dev, cxl, buf, count, pos, false)
             }
             Some(cxl) if bar::touches_block(dev, cxl, *pos, count) => {
@@ -609,7 +572,7 @@ impl vfio_pci::Driver for CxlVfioPci {
         if power_change {
             dpa::begin_change_exclusive(dev);
         }
-        let ret = if Self::touches_dvsec(cxl, *pos, count) {
+        let ret = if Self::touches_dvsec(cxl, *pos, count, true) {
             Self::config_rw(dev, cxl, buf, count, pos, true)
         } else if bar::touches_block(dev, cxl, *pos, count) {
             bar::rw(dev, cxl, buf, count, pos, true)
@@ -657,6 +620,21 @@ impl vfio_pci::Driver for CxlVfioPci {
         match id {
             DPA_REGION => dpa::mmap(dev, map),
             _ => Err(EINVAL),
+        }
+    }
+
+    fn device_info(dev: &CoreDevice<Self>, reply: &mut DeviceInfoReply<'_>) -> Result {
+        let Some(cxl) = &dev.data().cxl else {
+            return Ok(());
+        };
+        reply.set_flags(reply.flags() | info::VFIO_DEVICE_FLAGS_CXL);
+        reply.add_cap(&Self::cxl_cap(dev, cxl).to_bytes(0))
+    }
+
+    fn region_info(dev: &CoreDevice<Self>, reply: &mut RegionInfoReply<'_>) -> Result {
+        match &dev.data().cxl {
+            Some(cxl) if reply.index() == cxl.comp_bar => bar::region_info(dev, cxl, reply),
+            _ => Ok(()),
         }
     }
 

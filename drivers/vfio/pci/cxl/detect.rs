@@ -6,13 +6,16 @@
 use crate::model::{
     caparray::{self, CapError, DvsecHeader},
     comp_regs::{firmware_decoder, FirmwareDecoder, HdmLayout},
+    config,
     dvsec::{DvsecError, DvsecShadow},
     regs::*,
+    window,
 };
 use core::fmt;
 use kernel::{
+    acpi,
     delay::msleep,
-    pci,
+    dev_warn, pci,
     prelude::*,
     time::{ktime_ms_delta, Ktime},
 };
@@ -103,12 +106,22 @@ pub(crate) struct CxlDevice {
     /// The DVSEC Control register as firmware left it (its Mem_Enable is restored after a
     /// reset).
     pub(crate) firmware_dvsec_control: u16,
+    /// Every other CXL DVSEC (offset, length): the host's, read-only to the user.
+    pub(crate) host_dvsecs: KVec<(u16, u16)>,
 }
 
 impl CxlDevice {
     /// Offset in the component BAR of the CXL.mem area (what `hdm_regs_offset` reports).
     pub(crate) fn cm_offset(&self) -> u64 {
         self.comp_offset + CXL_CM_OFFSET as u64
+    }
+
+    /// The CXL DVSECs of the config space, as [`config::ConfigMap`] handles them.
+    pub(crate) fn config_map(&self) -> config::ConfigMap<'_> {
+        config::ConfigMap {
+            device: (self.dvsec, self.dvsec_len),
+            host: &self.host_dvsecs,
+        }
     }
 }
 
@@ -185,7 +198,33 @@ pub(crate) fn detect(pdev: &pci::Device) -> Result<CxlDevice, DetectError> {
             GFP_KERNEL,
         )
         .map_err(|_| DetectError::NoMemory)?;
-    let firmware = firmware_decoder(&snapshot, &layout);
+    let firmware = firmware_decoder(&snapshot, &layout).filter(|fw| {
+        let ctrl = snapshot
+            .get(layout.hdm_dword(cxl_hdm_decoder0_ctrl_offset(0)))
+            .copied()
+            .unwrap_or(!0);
+        let committed = window::Committed {
+            base: fw.base,
+            size: fw.size,
+            iw: (ctrl & CXL_HDM_DECODER0_CTRL_IW_MASK) >> 4,
+        };
+        let windows = cxl_windows(pdev);
+        let capacity = dvsec_capacity(dvsec, cap, &mut read);
+        match window::check(committed, &windows, capacity) {
+            Ok(()) => true,
+            Err(why) => {
+                dev_warn!(
+                    pdev.as_dev(),
+                    "no DPA region: decoder 0 [mem {:#x}-{:#x}] refused: {}\n",
+                    fw.base,
+                    fw.base.saturating_add(fw.size).saturating_sub(1),
+                    why
+                );
+                false
+            }
+        }
+    });
+    let host_dvsecs = host_dvsecs(pdev, dvsec)?;
     Ok(CxlDevice {
         dvsec,
         dvsec_len: header.length,
@@ -196,7 +235,70 @@ pub(crate) fn detect(pdev: &pci::Device) -> Result<CxlDevice, DetectError> {
         firmware,
         firmware_dvsec_control,
         block_regs,
+        host_dvsecs,
     })
+}
+
+/// The CXL Fixed Memory Windows the platform describes (ACPI CEDT); none without a CEDT or
+/// with one the driver cannot parse.
+fn cxl_windows(pdev: &pci::Device) -> KVec<window::Window> {
+    let mut windows = KVec::new();
+    let Ok(cedt) = acpi::copy_table(&window::CEDT_SIGNATURE) else {
+        return windows;
+    };
+    let mut full = false;
+    let parsed = window::for_each_window(&cedt, &mut |w| {
+        full |= windows.push(w, GFP_KERNEL).is_err();
+    });
+    if parsed.is_err() || full {
+        dev_warn!(pdev.as_dev(), "cannot read the ACPI CEDT: {:?}\n", parsed);
+        return KVec::new();
+    }
+    windows
+}
+
+/// The device memory the CXL Device DVSEC's ranges report (HDM_Count of them, 1 or 2), in
+/// bytes.
+fn dvsec_capacity(dvsec: u16, cap: u16, read: &mut impl FnMut(u16, usize) -> u32) -> u64 {
+    let ranges = match (cap & CXL_DVSEC_CAP_HDM_COUNT_MASK) >> 4 {
+        2 => 2,
+        _ => 1,
+    };
+    let offsets = [
+        (
+            CXL_DVSEC_RANGE1_SIZE_HIGH_OFFSET,
+            CXL_DVSEC_RANGE1_SIZE_LOW_OFFSET,
+        ),
+        (
+            CXL_DVSEC_RANGE2_SIZE_HIGH_OFFSET,
+            CXL_DVSEC_RANGE2_SIZE_LOW_OFFSET,
+        ),
+    ];
+    offsets
+        .iter()
+        .take(ranges)
+        .map(|&(hi, lo)| {
+            (u64::from(read(dvsec + hi, 4)) << 32) | u64::from(read(dvsec + lo, 4) & 0xf000_0000)
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Every CXL DVSEC but the Device DVSEC at `device`: offset and length each.
+fn host_dvsecs(pdev: &pci::Device, device: u16) -> Result<KVec<(u16, u16)>, DetectError> {
+    let mut found = KVec::new();
+    let mut pos = 0;
+    while let Some(at) = pdev.find_next_ext_capability(pos, pci::EXT_CAP_ID_DVSEC) {
+        pos = at;
+        // DVSEC Header 1: vendor in bits 15:0, length in bits 31:20.
+        let header1 = cfg_read(pdev, at + 4, 4);
+        let len = (header1 >> 20) as u16;
+        if header1 & 0xffff == u32::from(PCI_VENDOR_ID_CXL) && at != device && len != 0 {
+            found
+                .push((at, len), GFP_KERNEL)
+                .map_err(|_| DetectError::NoMemory)?;
+        }
+    }
+    Ok(found)
 }
 
 /// Waits until every DVSEC range reports valid memory information and active media, as the

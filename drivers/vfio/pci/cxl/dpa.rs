@@ -59,6 +59,8 @@ const COMMIT_TIMEOUT_MS: u32 = 10;
 /// wait up to [`detect::MEMORY_ACTIVE_TIMEOUT_MS`] without locks). An access that gives up
 /// fails, and the next one tries again.
 const ACCESS_MEMORY_ACTIVE_WAIT_MS: i64 = 1000;
+/// How long a restore of a closed device waits for the device memory to be active.
+const CLOSED_MEMORY_ACTIVE_WAIT_MS: i64 = 1000;
 /// Largest piece a read or write copies at once through its bounce buffer (an order-3
 /// allocation at most: larger ones are costly for the page allocator).
 const TRANSFER_CHUNK: usize = 32 * 1024;
@@ -160,6 +162,19 @@ fn revoke_with(dev: &CoreDevice<CxlVfioPci>, op: impl FnOnce(&mut Gate)) {
 /// none left: each holds the device file open), before vfio-pci-core disables the device.
 pub(crate) fn shut(dev: &CoreDevice<CxlVfioPci>) {
     revoke_with(dev, Gate::close);
+    dev.data().dpa_settled.notify_all();
+}
+
+/// Waits, holding no lock, while an access must wait for a reset or power change to end (see
+/// [`Gate::must_wait`]). Returns `false` when a signal interrupted the wait.
+fn wait_until_settled(dev: &CoreDevice<CxlVfioPci>) -> bool {
+    let mut st = dev.data().dpa.lock();
+    while st.gate.must_wait() {
+        if dev.data().dpa_settled.wait_interruptible(&mut st) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Last step of a close: the memory is unmapped and the range released.
@@ -171,6 +186,33 @@ pub(crate) fn close(dev: &CoreDevice<CxlVfioPci>) {
         st.mem.take()
     };
     drop(mem);
+}
+
+/// Leaves a closed device as firmware configured it: after the reset vfio-pci-core does at
+/// close, and after any reset while the device is closed, decoder 0 is restored, so that the
+/// host (the next bind, the host's own CXL drivers) finds the decoder firmware committed. Does
+/// nothing while the device is open: the region's gate restores then.
+pub(crate) fn restore_closed(dev: &CoreDevice<CxlVfioPci>) {
+    let Some((cxl, fw)) = firmware(dev) else {
+        return;
+    };
+    let pdev = dev.pci_dev();
+    let st = dev.data().dpa.lock();
+    if st.gate.is_open() {
+        return;
+    }
+    match restore_decoder(pdev, cxl, fw, CLOSED_MEMORY_ACTIVE_WAIT_MS) {
+        Ok(true) => dev_dbg!(pdev.as_dev(), "HDM decoder 0 restored for the host\n"),
+        Ok(false) => {}
+        // Not reachable now (memory decode off, powered down): the next open restores.
+        Err(DecoderMismatch::NotResponding) => {}
+        Err(why) => dev_warn!(
+            pdev.as_dev(),
+            "HDM decoder 0 not restored after a reset of the closed device: {}\n",
+            why
+        ),
+    }
+    drop(st);
 }
 
 /// Something that may reset the device or cut its power starts: the region becomes inactive
@@ -191,6 +233,7 @@ pub(crate) fn begin_change_exclusive(dev: &CoreDevice<CxlVfioPci>) {
 /// restore.
 pub(crate) fn end_change(dev: &CoreDevice<CxlVfioPci>) {
     dev.data().dpa.lock().gate.end_change();
+    dev.data().dpa_settled.notify_all();
 }
 
 /// An error was detected: revoked as for a reset, until the recovery resumes.
@@ -202,6 +245,7 @@ pub(crate) fn error_detected(dev: &CoreDevice<CxlVfioPci>) {
 /// restore.
 pub(crate) fn error_resumed(dev: &CoreDevice<CxlVfioPci>) {
     dev.data().dpa.lock().gate.error_resumed();
+    dev.data().dpa_settled.notify_all();
 }
 
 /// Restores and reactivates the region now if it waits for it and the device is powered; the
@@ -211,6 +255,10 @@ pub(crate) fn ensure_active(dev: &CoreDevice<CxlVfioPci>) {
         return;
     };
     if !dev.data().dpa.lock().gate.needs_restore() {
+        return;
+    }
+    // No wait for the media of a function that is powered down.
+    if !dev.memory_lock_read().is_powered() {
         return;
     }
     // The long wait for the media happens without locks: faults, resets and error handlers
@@ -372,11 +420,23 @@ pub(crate) fn fault(dev: &CoreDevice<CxlVfioPci>, fault: &RegionFault<'_>) -> Fa
     let Some((cxl, fw)) = firmware(dev) else {
         return FaultResult::SIGBUS;
     };
-    let memory = dev.memory_lock_read();
-    if !memory.is_powered() {
-        return FaultResult::SIGBUS;
-    }
-    let mut st = dev.data().dpa.lock();
+    let (_memory, mut st) = loop {
+        let memory = dev.memory_lock_read();
+        // As vfio-pci-core's BAR faults: nothing is mapped while the function is powered down.
+        if !memory.is_powered() {
+            return FaultResult::SIGBUS;
+        }
+        let st = dev.data().dpa.lock();
+        if !st.gate.must_wait() {
+            break (memory, st);
+        }
+        // A reset or power change is under way: wait for it without the locks it needs.
+        drop(st);
+        drop(memory);
+        if !wait_until_settled(dev) {
+            return FaultResult::AGAIN;
+        }
+    };
     if !activate(
         dev.pci_dev(),
         cxl,
@@ -452,11 +512,22 @@ fn with_memory(
     len: usize,
     op: impl FnOnce(&DeviceMemory) -> Result,
 ) -> Result {
-    let memory = dev.memory_lock_read();
-    if !memory.is_powered() {
-        return Err(EIO);
-    }
-    let mut st = dev.data().dpa.lock();
+    let (_memory, mut st) = loop {
+        let memory = dev.memory_lock_read();
+        if !memory.is_powered() {
+            return Err(EIO);
+        }
+        let st = dev.data().dpa.lock();
+        if !st.gate.must_wait() {
+            break (memory, st);
+        }
+        // A reset or power change is under way: wait for it without the locks it needs.
+        drop(st);
+        drop(memory);
+        if !wait_until_settled(dev) {
+            return Err(ERESTARTSYS);
+        }
+    };
     if !activate(
         dev.pci_dev(),
         cxl,

@@ -14,9 +14,11 @@
 
 pub(crate) mod caparray;
 pub(crate) mod comp_regs;
+pub(crate) mod config;
 pub(crate) mod dpa;
 pub(crate) mod dvsec;
 pub(crate) mod info;
 pub(crate) mod regs;
 pub(crate) mod restore;
 pub(crate) mod sparse;
+pub(crate) mod window;

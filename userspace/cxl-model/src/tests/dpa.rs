@@ -223,3 +223,28 @@ fn gate_unbalanced_end_does_not_underflow() {
     g.end_change();
     assert!(g.needs_restore());
 }
+
+#[test]
+fn accesses_wait_only_for_changes_of_an_open_region() {
+    let mut g = active_gate();
+    assert!(!g.must_wait());
+    g.begin_change();
+    assert!(g.must_wait(), "a reset under way: wait, do not fail");
+    g.begin_change();
+    g.end_change();
+    assert!(g.must_wait(), "one of two changes still under way");
+    g.end_change();
+    assert!(!g.must_wait());
+    // An error recovery may never end: accesses fail rather than wait.
+    g.error_detected();
+    g.begin_change();
+    assert!(!g.must_wait());
+    g.error_resumed();
+    assert!(g.must_wait());
+    g.end_change();
+    // A closed region makes nobody wait, whatever is under way.
+    g.begin_change();
+    g.close();
+    assert!(!g.must_wait());
+    assert!(!Gate::new().must_wait());
+}

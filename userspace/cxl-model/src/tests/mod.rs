@@ -2,6 +2,7 @@
 
 mod caparray;
 mod comp_regs;
+mod config;
 mod dpa;
 mod dvsec;
 mod fixtures;
@@ -9,3 +10,4 @@ mod info;
 mod props;
 mod restore;
 mod sparse;
+mod window;

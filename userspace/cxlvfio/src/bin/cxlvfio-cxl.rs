@@ -730,6 +730,11 @@ const STEPS: &[Step] = &[
         run: dvsec_hardware_unchanged,
     },
     Step {
+        name: "host_dvsecs_read_only",
+        deps: DVSEC,
+        run: host_dvsecs_read_only,
+    },
+    Step {
         name: "dvsec_lock_cleared_by_device_reset",
         deps: DVSEC,
         run: dvsec_lock_cleared_by_device_reset,
@@ -2526,6 +2531,65 @@ fn dvsec_lock_freezes_control(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResu
         }
     }
     Ok(())
+}
+
+/// Every CXL DVSEC but the Device DVSEC is the host's: writes through VFIO (every byte with
+/// its value inverted, then every dword) succeed and change nothing in the device's config
+/// space, and reads through VFIO show what the device holds.
+fn host_dvsecs_read_only(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let before = ctx.sysfs_config()?;
+    let dvsecs: Vec<_> = dvsecs_of(&before, DVSEC_VENDOR_CXL)
+        .into_iter()
+        .filter(|&(_, id, _)| id != DVSEC_ID_CXL_DEVICE)
+        .collect();
+    if dvsecs.is_empty() {
+        return Err("no CXL DVSEC besides the Device DVSEC: nothing to test".into());
+    }
+    for &(pos, id, len) in &dvsecs {
+        diag.push(format!("CXL DVSEC id {id} at {pos:#x}, {len:#x} bytes"));
+        for off in 0..len {
+            let value = [before[pos + off] ^ 0xff];
+            let n = pwrite_once(ctx.dev()?, ctx.config_offset + (pos + off) as u64, &value)
+                .map_err(|e| format!("1-byte write at {:#x}: {e}", pos + off))?;
+            if n != 1 {
+                return Err(format!("1-byte write at {:#x} wrote {n} bytes", pos + off).into());
+            }
+        }
+        for off in (0..len & !3).step_by(4) {
+            let value: Vec<u8> = before[pos + off..pos + off + 4]
+                .iter()
+                .map(|b| !b)
+                .collect();
+            let n = pwrite_once(ctx.dev()?, ctx.config_offset + (pos + off) as u64, &value)
+                .map_err(|e| format!("4-byte write at {:#x}: {e}", pos + off))?;
+            if n != 4 {
+                return Err(format!("4-byte write at {:#x} wrote {n} bytes", pos + off).into());
+            }
+        }
+    }
+    let after = ctx.sysfs_config()?;
+    let mut problems = Vec::new();
+    for &(pos, id, len) in &dvsecs {
+        let changed: Vec<String> = (pos..pos + len)
+            .filter(|&b| before[b] != after[b])
+            .map(|b| format!("{b:#x}: {:#04x} -> {:#04x}", before[b], after[b]))
+            .collect();
+        if !changed.is_empty() {
+            problems.push(format!(
+                "DVSEC id {id} at {pos:#x} changed on the device: {}",
+                changed.join(", ")
+            ));
+        }
+        // Past the header, whose next pointer vfio-pci virtualizes.
+        let view = ctx.cfg_read(pos + 4, len - 4)?;
+        if view[..] != after[pos + 4..pos + len] {
+            problems.push(format!(
+                "DVSEC id {id} at {pos:#x} reads {view:02x?} through VFIO, the device holds {:02x?}",
+                &after[pos + 4..pos + len]
+            ));
+        }
+    }
+    all_ok(problems, diag)
 }
 
 fn config_outside_dvsec(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {

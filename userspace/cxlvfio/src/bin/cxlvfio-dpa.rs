@@ -32,11 +32,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cxlvfio::backend::{self, Marker};
 use cxlvfio::cli;
 use cxlvfio::cxl::{
-    component_block, find_dvsec, CapArray, HdmLayout, CXL_CM_CAP_CAP_ID_HDM, CXL_CM_OFFSET,
-    DEC_CTRL, DEC_SIZE_HI, DEC_SIZE_LO, DVSEC_CAPABILITY, DVSEC_CAP_CACHE, DVSEC_ID_CXL_DEVICE,
-    DVSEC_VENDOR_CXL, LOW_ADDR_MASK, VFIO_REGION_TYPE_CXL,
+    component_block, find_dvsec, CapArray, HdmLayout, RealHdm, CTRL_COMMITTED,
+    CXL_CM_CAP_CAP_ID_HDM, CXL_CM_OFFSET, DEC_BASE_HI, DEC_BASE_LO, DEC_CTRL, DEC_SIZE_HI,
+    DEC_SIZE_LO, DVSEC_CAPABILITY, DVSEC_CAP_CACHE, DVSEC_ID_CXL_DEVICE, DVSEC_VENDOR_CXL,
+    LOW_ADDR_MASK, VFIO_REGION_TYPE_CXL,
 };
 use cxlvfio::error::raw_os_error;
+use cxlvfio::ioeventfd;
 use cxlvfio::iomem::{self, IomemEntry};
 use cxlvfio::kmsg::{self, KmsgRecord, LOG_ERR};
 use cxlvfio::ktap::{Failure, Ktap, StepResult};
@@ -817,6 +819,24 @@ const STEPS: &[Step] = &[
         deps: OPEN,
         open: true,
         run: ioeventfd_refused_on_block,
+    },
+    Step {
+        name: "region_info_index_race",
+        deps: OPEN,
+        open: true,
+        run: region_info_index_race,
+    },
+    Step {
+        name: "ioeventfd_offset_race",
+        deps: OPEN,
+        open: true,
+        run: ioeventfd_offset_race,
+    },
+    Step {
+        name: "closed_device_keeps_firmware_decoder",
+        deps: &["dpa_iomem_claimed"],
+        open: true,
+        run: closed_device_keeps_firmware_decoder,
     },
     Step {
         name: "backend_markers",
@@ -1775,44 +1795,18 @@ fn reset_keeps_mapping(
     all_ok(problems, diag)
 }
 
-/// `VFIO_DEVICE_IOEVENTFD`: `_IO(VFIO_TYPE, VFIO_BASE + 16)`.
-const VFIO_DEVICE_IOEVENTFD: libc::c_ulong = (b';' as libc::c_ulong) << 8 | (100 + 16);
-
-/// Registers (or, with `fd` -1, unregisters) a 4-byte ioeventfd at `offset` of the device file.
-fn ioeventfd(dev: &Device, offset: u64, fd: i32) -> io::Result<()> {
-    // struct vfio_device_ioeventfd { argsz, flags, offset, data, fd, reserved }
-    let mut req = [0u8; 32];
-    req[0..4].copy_from_slice(&32u32.to_le_bytes());
-    req[4..8].copy_from_slice(&4u32.to_le_bytes()); // VFIO_DEVICE_IOEVENTFD_32
-    req[8..16].copy_from_slice(&offset.to_le_bytes());
-    req[16..24].copy_from_slice(&0x1234_5678u64.to_le_bytes());
-    req[24..28].copy_from_slice(&fd.to_le_bytes());
-    // SAFETY: `req` is a valid struct vfio_device_ioeventfd, alive for the call.
-    let ret = unsafe {
-        libc::ioctl(
-            dev.as_fd().as_raw_fd(),
-            VFIO_DEVICE_IOEVENTFD as _,
-            req.as_ptr(),
-        )
-    };
-    if ret != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
+/// The value the ioeventfds of [`ioeventfd_refused_on_block`] would write.
+const IOEVENTFD_DATA: u64 = 0x1234_5678;
 
 /// An ioeventfd writes the BAR from the kernel when signalled, bypassing read and write: one
 /// aimed at the component register block (the real HDM decoder 0 Base Low here) must be
 /// refused, while one elsewhere (another BAR) is accepted.
 fn ioeventfd_refused_on_block(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     let dev = ctx.dev()?;
-    // SAFETY: eventfd() has no memory arguments.
-    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    if efd < 0 {
-        return Err(format!("eventfd: {}", io::Error::last_os_error()).into());
-    }
+    let eventfd = ioeventfd::eventfd().map_err(|e| format!("eventfd: {e}"))?;
+    let efd = eventfd.as_raw_fd();
     let block_target = 0x1000 + 0x110 + 0x10; // BAR0: component block + CXL.mem + HDM + base low
-    let refused = ioeventfd(dev, block_target, efd);
+    let refused = ioeventfd::set(dev, block_target, IOEVENTFD_DATA, efd);
     diag.push(format!(
         "ioeventfd on BAR0 +{block_target:#x}: {}",
         match &refused {
@@ -1824,7 +1818,7 @@ fn ioeventfd_refused_on_block(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResu
     match refused {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
         Ok(()) => {
-            let _ = ioeventfd(dev, block_target, -1);
+            let _ = ioeventfd::set(dev, block_target, IOEVENTFD_DATA, -1);
             problems.push("an ioeventfd on the component register block was accepted".to_string());
         }
         Err(e) => problems.push(format!("expected EINVAL, got {}", describe_err(&e))),
@@ -1834,10 +1828,10 @@ fn ioeventfd_refused_on_block(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResu
     match other {
         Some(bar) => {
             let offset = (u64::from(bar)) << 40;
-            match ioeventfd(dev, offset, efd) {
+            match ioeventfd::set(dev, offset, IOEVENTFD_DATA, efd) {
                 Ok(()) => {
                     diag.push(format!("ioeventfd on BAR{bar} +0x0: accepted"));
-                    if let Err(e) = ioeventfd(dev, offset, -1) {
+                    if let Err(e) = ioeventfd::set(dev, offset, IOEVENTFD_DATA, -1) {
                         problems.push(format!("unregistering on BAR{bar}: {}", describe_err(&e)));
                     }
                 }
@@ -1846,8 +1840,104 @@ fn ioeventfd_refused_on_block(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResu
         }
         None => diag.push("no other BAR for the control case".to_string()),
     }
-    // SAFETY: `efd` is ours and no longer used.
-    unsafe { libc::close(efd) };
+    all_ok(problems, diag)
+}
+
+/// `VFIO_DEVICE_GET_REGION_INFO` with an `index` a second thread flips between another BAR and
+/// the component BAR: every reply for the component BAR must be the driver's (the same flags
+/// as an undisturbed request), never vfio-pci-core's own answer to a re-read request.
+fn region_info_index_race(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let hdm = RealHdm::locate(&ctx.opts.bdf)?;
+    let dev = ctx.dev()?;
+    let reference = dev
+        .region_info(hdm.bar)
+        .map_err(|e| format!("region info of BAR{}: {e}", hdm.bar))?;
+    let other = (0..6u32)
+        .filter(|&i| i != hdm.bar)
+        .find(|&i| dev.region_info(i).is_ok_and(|r| r.size > 0))
+        .ok_or("no other BAR")?;
+    let r = ioeventfd::race_region_info(dev, other, hdm.bar, reference.flags, 20_000)
+        .map_err(|e| format!("race: {e}"))?;
+    diag.push(format!(
+        "index flipped between BAR{other} and BAR{}: {} requests, {} replies for BAR{}, {} inconsistent",
+        hdm.bar, r.attempts, r.watched, hdm.bar, r.inconsistent
+    ));
+    if r.inconsistent > 0 {
+        return Err(format!(
+            "{} replies for BAR{} had flags {:#x} instead of {:#x}",
+            r.inconsistent,
+            hdm.bar,
+            r.first_bad_flags.unwrap_or(0),
+            reference.flags
+        )
+        .into());
+    }
+    if r.watched == 0 || r.watched == r.attempts {
+        return Err("the race never reached both regions: nothing was tested".into());
+    }
+    Ok(())
+}
+
+/// Registrations tried by [`ioeventfd_offset_race`]: the unfixed driver lost the race within
+/// a few tries here.
+const IOEVENTFD_RACE_ATTEMPTS: usize = 20_000;
+
+/// A second thread flips the offset of the request between a harmless BAR offset and the real
+/// decoder 0 Control while the first registers ioeventfds with it: the check and the
+/// registration must see the same copy. Afterwards the real decoder registers are unchanged
+/// and no ioeventfd on the block exists (removing one there finds none).
+fn ioeventfd_offset_race(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let hdm = RealHdm::locate(&ctx.opts.bdf)?;
+    let dev = ctx.dev()?;
+    let before = hdm.dwords()?;
+    let ctrl_at = hdm.decoder_reg(0, DEC_CTRL);
+    let target = (u64::from(hdm.bar) << 40) + ctrl_at;
+    // A stray ioeventfd is signalled once: it would write decoder 0 Control with its
+    // interleave granularity changed, which the real register would show.
+    let data = u64::from(hdm.read(ctrl_at)? ^ 0xf);
+    let harmless_bar = (0..6u32)
+        .filter(|&i| i != hdm.bar)
+        .find(|&i| dev.region_info(i).is_ok_and(|r| r.size >= 4))
+        .ok_or("no BAR besides the component BAR to take the harmless registrations")?;
+    let harmless = u64::from(harmless_bar) << 40;
+    let report = ioeventfd::race_offset(dev, harmless, target, data, IOEVENTFD_RACE_ATTEMPTS)
+        .map_err(|e| format!("race: {e}"))?;
+    diag.push(format!(
+        "offset flipped between BAR{harmless_bar} +0 and BAR{} +{ctrl_at:#x}: {} attempts, {} refused, {} registered at the harmless offset, {} stray",
+        hdm.bar, report.attempts, report.refused, report.harmless, report.strays
+    ));
+    let mut problems = report.errors.clone();
+    if report.strays > 0 {
+        problems.push(format!(
+            "{} ioeventfd(s) were registered on the component register block",
+            report.strays
+        ));
+    }
+    if report.refused == 0 || report.harmless == 0 {
+        problems.push("the race never reached both offsets: nothing was tested".to_string());
+    }
+    match ioeventfd::set(dev, target, data, -1) {
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+        Ok(()) => problems.push("an ioeventfd on the block was still registered".to_string()),
+        Err(e) => problems.push(format!(
+            "removing an ioeventfd on the block: expected ENODEV (none there), got {}",
+            describe_err(&e)
+        )),
+    }
+    let after = hdm.dwords()?;
+    let changed: Vec<String> = before
+        .iter()
+        .zip(&after)
+        .enumerate()
+        .filter(|(_, (b, a))| b != a)
+        .map(|(i, (b, a))| format!("+{:#x}: {b:#010x} -> {a:#010x}", 4 * i))
+        .collect();
+    if !changed.is_empty() {
+        problems.push(format!(
+            "the real HDM decoder registers changed: {}",
+            changed.join(", ")
+        ));
+    }
     all_ok(problems, diag)
 }
 
@@ -2056,6 +2146,57 @@ fn dpa_open_busy(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     all_ok(problems, diag)
 }
 
+/// Checks that the real decoder 0 decodes `[base, base + size)` and is committed, as firmware
+/// left it.
+fn check_firmware_decoder(hdm: &RealHdm, base: u64, size: u64, when: &str) -> Result<(), String> {
+    let reg = |r: usize| hdm.read(hdm.decoder_reg(0, r));
+    let real_base =
+        u64::from(reg(DEC_BASE_HI)?) << 32 | u64::from(reg(DEC_BASE_LO)? & LOW_ADDR_MASK);
+    let real_size =
+        u64::from(reg(DEC_SIZE_HI)?) << 32 | u64::from(reg(DEC_SIZE_LO)? & LOW_ADDR_MASK);
+    let ctrl = reg(DEC_CTRL)?;
+    if real_base != base || real_size != size || ctrl & CTRL_COMMITTED == 0 {
+        return Err(format!(
+            "{when}: decoder 0 base {real_base:#x} size {real_size:#x} control {ctrl:#010x}, firmware committed base {base:#x} size {size:#x}"
+        ));
+    }
+    Ok(())
+}
+
+/// A closed device is left as firmware configured it: vfio-pci-core's close-time reset clears
+/// decoder 0 on this device, and the driver restores it; so after a close, an unbind and a
+/// new bind the DPA region is offered again.
+fn closed_device_keeps_firmware_decoder(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let claim = ctx
+        .claimed
+        .clone()
+        .ok_or("the DPA claim was not found in /proc/iomem")?;
+    let (base, size) = (claim.start, claim.size());
+    let bdf = ctx.opts.bdf.clone();
+    ctx.close()?;
+    let hdm = RealHdm::locate(&bdf)?;
+    check_firmware_decoder(&hdm, base, size, "after close")?;
+    drop(hdm);
+    pci::unbind(&bdf).map_err(|e| e.to_string())?;
+    let hdm = RealHdm::locate(&bdf)?;
+    let unbound = check_firmware_decoder(&hdm, base, size, "after unbind");
+    drop(hdm);
+    pci::probe(&bdf).map_err(|e| format!("binding again: {e}"))?;
+    unbound?;
+    let driver = pci::driver_name(&bdf).map_err(|e| e.to_string())?;
+    if driver.as_deref() != Some(DRIVER) {
+        return Err(format!("bound to {driver:?} after drivers_probe, expected {DRIVER}").into());
+    }
+    diag.push(format!(
+        "decoder 0 committed at {base:#x} + {size:#x} after close and unbind; bound again"
+    ));
+    ctx.open()?;
+    if ctx.dpa.is_none() {
+        return Err("no DPA region after binding again".into());
+    }
+    Ok(())
+}
+
 // --- fault granularity and scrub cost -------------------------------------------
 
 /// Reads one word per page of the first `len` bytes; returns the faults taken.
@@ -2098,6 +2239,9 @@ fn dpa_huge_faults(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     Ok(())
 }
 
+/// Bytes the scrub-cost step reads with `pread` (twice).
+const PREAD_LEN: usize = 16 * MIB;
+
 fn dpa_scrub_cost(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     ctx.reopen()?;
     let size = ctx.dpa_len(2 * PAGE)?;
@@ -2116,23 +2260,26 @@ fn dpa_scrub_cost(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     touch_pages(&map, len)?;
     let second_touch = start.elapsed();
     drop(map);
+    // Reads copy byte by byte under TCG: a smaller span keeps the suite short.
+    let pread_len = PREAD_LEN.min(len);
     let start = Instant::now();
-    let first = ctx.read_full(len, len)?;
+    let first = ctx.read_full(len, pread_len)?;
     let first_pread = start.elapsed();
-    let pread_check = expect_zeros("the first pread in a fresh open", len, &first);
+    let pread_check = expect_zeros("the first pread in a fresh open", pread_len, &first);
     drop(first);
     let start = Instant::now();
-    ctx.read_full(len, len)?;
+    ctx.read_full(len, pread_len)?;
     let second_pread = start.elapsed();
     ctx.report.push(format!(
-        "scrub: first-touch={} ms second-touch={} ms ratio={} first-pread={} ms second-pread={} ms pread-ratio={} ({} MiB each)",
+        "scrub: first-touch={} ms second-touch={} ms ratio={} ({} MiB) first-pread={} ms second-pread={} ms pread-ratio={} ({} MiB)",
         ms(first_touch),
         ms(second_touch),
         ratio(first_touch.as_secs_f64(), second_touch.as_secs_f64()),
+        len / MIB,
         ms(first_pread),
         ms(second_pread),
         ratio(first_pread.as_secs_f64(), second_pread.as_secs_f64()),
-        len / MIB
+        pread_len / MIB
     ));
     let mut problems = Vec::new();
     if let Some((off, v)) = nonzero.first() {
@@ -2274,8 +2421,14 @@ fn stress_resetter(st: &Stress, n: u32, sysfs_reset: Option<&std::path::Path>) -
             break;
         }
         let start = Instant::now();
-        let (how, result) = match sysfs_reset {
-            Some(path) if i % 2 == 1 => ("sysfs reset", fs::write(path, "1")),
+        // The driver's own transitions and a host reset, in turn: a low-power exit issued in
+        // D0 changes nothing but runs the driver's power-change path.
+        let (how, result) = match (i % 3, sysfs_reset) {
+            (1, Some(path)) => ("sysfs reset", fs::write(path, "1")),
+            (2, _) => (
+                "VFIO_DEVICE_LOW_POWER_EXIT in D0",
+                st.dev().low_power_exit(),
+            ),
             _ => ("VFIO_DEVICE_RESET", st.dev().reset()),
         };
         match result {
@@ -2339,8 +2492,13 @@ fn dpa_stress_resets(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
         .collect();
     let sysfs_reset = Some(pci::device_dir(&ctx.opts.bdf).join("reset")).filter(|p| p.exists());
     diag.push(match &sysfs_reset {
-        Some(p) => format!("resets alternate VFIO_DEVICE_RESET and {}", p.display()),
-        None => "no sysfs reset: VFIO_DEVICE_RESET only".to_string(),
+        Some(p) => format!(
+            "transitions rotate VFIO_DEVICE_RESET, {} and VFIO_DEVICE_LOW_POWER_EXIT in D0",
+            p.display()
+        ),
+        None => {
+            "no sysfs reset: VFIO_DEVICE_RESET and VFIO_DEVICE_LOW_POWER_EXIT in D0".to_string()
+        }
     });
     let resetter = {
         let st = Arc::clone(&st);
@@ -2423,6 +2581,13 @@ fn dpa_stress_resets(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     }
     if done != resets && !timed_out {
         problems.push(format!("{done} of {resets} resets done"));
+    }
+    // Resets and power changes make accesses wait, never fail: a VM would die of a SIGBUS.
+    if sigbus_retries > 0 || total.eio > 0 {
+        problems.push(format!(
+            "accesses failed during the transitions: {sigbus_retries} SIGBUS, {} EIO (they must wait)",
+            total.eio
+        ));
     }
     // Give the device back to the context, unless a stuck thread still uses it.
     match Arc::try_unwrap(st) {

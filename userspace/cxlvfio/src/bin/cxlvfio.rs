@@ -18,10 +18,12 @@ use cxlvfio::uapi::{
     VFIO_PCI_VGA_REGION_INDEX, VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
 };
 use cxlvfio::vfio::Capability;
-use cxlvfio::{open_device, pci};
+use cxlvfio::{open_device, parity, pci};
 
 const USAGE: &str = "usage: cxlvfio info <BDF>\n\
        cxlvfio backend-check <BACKEND-FILE> [LOG...]\n\
+       cxlvfio info-dump <BDF>\n\
+       cxlvfio info-compare <DUMP-CXL-ON> <DUMP-DISABLE-CXL>\n\
 \n\
 info: opens the PCI device <BDF> (e.g. 0000:0d:00.0) through VFIO and prints the\n\
 bound driver, IOMMU group, device flags, regions, IRQs and config-space IDs.\n\
@@ -30,7 +32,11 @@ backend-check: reads the output of cxlvfio-dpa from the LOG files ('-' or none:\
 standard input), and checks that <BACKEND-FILE> (the QEMU memory backend of the\n\
 device, DPA offset = file offset) holds the data each '# backend-check' line\n\
 describes. Prints KTAP; exit status 0 if every marker matched and the count line\n\
-agrees. Needs neither root nor the device.";
+agrees. Needs neither root nor the device.\n\
+\n\
+info-dump: every field and capability of the device's and each region's info.\n\
+info-compare: KTAP: the dump with CXL on is the dump with disable_cxl=1 plus\n\
+exactly the CXL additions.";
 
 fn describe_cap(cap: &Capability) -> String {
     if let Some(areas) = cap.sparse_mmap_areas() {
@@ -233,6 +239,35 @@ fn backend_check(file: &str, logs: &[&str]) -> io::Result<bool> {
     Ok(check_markers(&f, &log, Ktap::stdout(plan)))
 }
 
+/// `info-dump`: the device's info and every region's info, canonical (see [`parity::dump`]).
+fn info_dump(bdf: &str) -> io::Result<String> {
+    let bdf = pci::normalize_bdf(bdf)?;
+    let (container, group, device) = open_device(&bdf)?;
+    let text = parity::dump(&device)?;
+    device.close()?;
+    group.close()?;
+    container.close()?;
+    Ok(text)
+}
+
+/// `info-compare`: KTAP of [`parity::compare`] on two `info-dump` files.
+fn info_compare(on: &str, off: &str) -> io::Result<bool> {
+    let read = |p: &str| {
+        std::fs::read_to_string(p).map_err(|e| io::Error::new(e.kind(), format!("{p}: {e}")))
+    };
+    let results = parity::compare(&read(on)?, &read(off)?);
+    let mut ktap = Ktap::stdout(results.len());
+    for (name, r) in &results {
+        match r {
+            Ok(()) => ktap.ok(name),
+            Err(e) => ktap.not_ok(name, e),
+        }
+    }
+    let ok = ktap.all_passed();
+    ktap.finish();
+    Ok(ok)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -246,6 +281,11 @@ fn main() -> ExitCode {
             true
         }),
         ["backend-check", file, ref logs @ ..] => backend_check(file, logs),
+        ["info-dump", bdf] => info_dump(bdf).map(|text| {
+            print!("{text}");
+            true
+        }),
+        ["info-compare", on, off] => info_compare(on, off),
         _ => {
             eprintln!("cxlvfio: error: bad arguments\n{USAGE}");
             return ExitCode::FAILURE;

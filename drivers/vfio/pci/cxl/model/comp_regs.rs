@@ -139,7 +139,7 @@ impl HdmLayout {
     }
 
     /// Dword index in the region of the HDM block register at byte `offset` in the block.
-    const fn hdm_dword(&self, offset: usize) -> usize {
+    pub(crate) const fn hdm_dword(&self, offset: usize) -> usize {
         (self.hdm_offset + offset) / 4
     }
 

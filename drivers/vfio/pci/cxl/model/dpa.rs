@@ -204,6 +204,19 @@ impl Gate {
         self.status == Status::NeedsRestore
     }
 
+    /// Whether the device is open with a DPA region.
+    pub(crate) fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Whether an access must wait instead of failing: the region is open and a reset or power
+    /// change is under way (our own transitions make accesses wait, as vfio-pci-core's BAR
+    /// faults wait on its `memory_lock`). An error recovery, which may never end, does not
+    /// make them wait.
+    pub(crate) fn must_wait(&self) -> bool {
+        self.open && self.changes > 0 && !self.error_recovery
+    }
+
     /// Whether an error recovery started and has not resumed.
     pub(crate) fn in_error_recovery(&self) -> bool {
         self.error_recovery

@@ -1,0 +1,275 @@
+//! `VFIO_DEVICE_IOEVENTFD` requests, and races that change a request in user memory while the
+//! kernel handles it (the offset of an ioeventfd, the index of a region info request): the
+//! driver must check and use one and the same copy.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use crate::uapi::VFIO_DEVICE_IOEVENTFD;
+use crate::Device;
+
+/// `VFIO_DEVICE_IOEVENTFD_32`: a 4-byte write.
+pub const SIZE_32: u32 = 1 << 2;
+
+/// `struct vfio_device_ioeventfd`, with an offset that another thread may change while the
+/// kernel reads the request.
+#[repr(C)]
+struct Request {
+    argsz: u32,
+    flags: u32,
+    offset: AtomicU64,
+    data: u64,
+    fd: i32,
+    reserved: u32,
+}
+
+impl Request {
+    fn new(offset: u64, data: u64, fd: i32) -> Self {
+        Self {
+            argsz: std::mem::size_of::<Self>() as u32,
+            flags: SIZE_32,
+            offset: AtomicU64::new(offset),
+            data,
+            fd,
+            reserved: 0,
+        }
+    }
+
+    fn submit(&self, dev: BorrowedFd<'_>) -> io::Result<()> {
+        // SAFETY: `self` is a complete `struct vfio_device_ioeventfd` that outlives the call;
+        // the kernel only reads it (another thread may store to `offset` meanwhile, which is
+        // the point of the race).
+        let ret = unsafe {
+            libc::ioctl(
+                dev.as_raw_fd(),
+                VFIO_DEVICE_IOEVENTFD as _,
+                self as *const Self,
+            )
+        };
+        if ret != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Registers a 4-byte ioeventfd writing `data` at device-file `offset` when `fd` is signalled,
+/// or with `fd` -1 removes the one registered there with `data`.
+pub fn set(dev: &Device, offset: u64, data: u64, fd: i32) -> io::Result<()> {
+    Request::new(offset, data, fd).submit(dev.as_fd())
+}
+
+/// A new eventfd.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd() has no memory arguments.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Signals an eventfd once.
+pub fn signal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: `one` is 8 readable bytes, alive for the call.
+    let n = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    if n != 8 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// What [`race_offset`] saw.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RaceReport {
+    /// Registrations tried.
+    pub attempts: usize,
+    /// Registrations refused with `EINVAL` (the offset the kernel checked was the target).
+    pub refused: usize,
+    /// Registrations accepted and then removed at the harmless offset.
+    pub harmless: usize,
+    /// Registrations accepted that could not be removed at the harmless offset: the kernel
+    /// registered them somewhere else, at the target. Each was signalled once.
+    pub strays: usize,
+    /// Any other error, at most a few.
+    pub errors: Vec<String>,
+}
+
+/// Registers ioeventfds `attempts` times with one request whose offset a second thread keeps
+/// flipping between `harmless` and `target`. Every accepted registration is signalled once (a
+/// stray one writes `data` at `target`) and then removed at `harmless`.
+pub fn race_offset(
+    dev: &Device,
+    harmless: u64,
+    target: u64,
+    data: u64,
+    attempts: usize,
+) -> io::Result<RaceReport> {
+    let efd = eventfd()?;
+    let req = Arc::new(Request::new(harmless, data, efd.as_raw_fd()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let (req, stop) = (Arc::clone(&req), Arc::clone(&stop));
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                req.offset.store(target, Ordering::Relaxed);
+                std::hint::spin_loop();
+                req.offset.store(harmless, Ordering::Relaxed);
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let mut report = RaceReport {
+        attempts,
+        ..RaceReport::default()
+    };
+    for _ in 0..attempts {
+        match req.submit(dev.as_fd()) {
+            Ok(()) => {
+                signal(efd.as_fd())?;
+                match set(dev, harmless, data, -1) {
+                    Ok(()) => report.harmless += 1,
+                    Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
+                        report.strays += 1;
+                        // Try to remove it where it really is; a driver that refuses even
+                        // that leaves it until close.
+                        let _ = set(dev, target, data, -1);
+                    }
+                    Err(e) => {
+                        if report.errors.len() < 4 {
+                            report
+                                .errors
+                                .push(format!("removing at {harmless:#x}: {e}"));
+                        }
+                    }
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => report.refused += 1,
+            Err(e) => {
+                if report.errors.len() < 4 {
+                    report.errors.push(format!("registering: {e}"));
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = flipper.join();
+    Ok(report)
+}
+
+/// `struct vfio_region_info` with room for a capability chain, whose `index` another thread
+/// may change while the kernel reads the request.
+#[repr(C)]
+struct RegionInfoRequest {
+    argsz: u32,
+    flags: u32,
+    index: std::sync::atomic::AtomicU32,
+    cap_offset: u32,
+    size: u64,
+    offset: u64,
+    caps: [u8; 256],
+}
+
+/// What [`race_region_info`] saw.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RegionInfoRace {
+    /// Requests made.
+    pub attempts: usize,
+    /// Replies for the watched region.
+    pub watched: usize,
+    /// Replies for the watched region whose flags differed from the reference reply.
+    pub inconsistent: usize,
+    /// The first inconsistent flags seen.
+    pub first_bad_flags: Option<u32>,
+}
+
+/// Asks `VFIO_DEVICE_GET_REGION_INFO` `attempts` times with one request whose `index` a second
+/// thread keeps flipping between `other` and `watched`, and counts the replies for `watched`
+/// whose flags differ from `reference_flags` (what an undisturbed request for it returns). The
+/// region a reply is for is read from its `offset` (the index times 2^40), which only the
+/// kernel writes.
+pub fn race_region_info(
+    dev: &Device,
+    other: u32,
+    watched: u32,
+    reference_flags: u32,
+    attempts: usize,
+) -> io::Result<RegionInfoRace> {
+    use std::ptr::addr_of_mut;
+    use std::sync::atomic::AtomicU32;
+    // The kernel and the flipper share the request: it is reached only through raw pointers
+    // (no Rust reference to it exists while the kernel or the flipper may write it), and freed
+    // after the flipper is joined.
+    let req: *mut RegionInfoRequest = Box::into_raw(Box::new(RegionInfoRequest {
+        argsz: 0,
+        flags: 0,
+        index: AtomicU32::new(other),
+        cap_offset: 0,
+        size: 0,
+        offset: 0,
+        caps: [0; 256],
+    }));
+    // SAFETY: `req` is valid until the `Box::from_raw` below, after the join.
+    let index_addr = unsafe { addr_of_mut!((*req).index) } as usize;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            // SAFETY: `index_addr` is the request's `AtomicU32`, valid until after this
+            // thread is joined; atomics may be stored to from any thread.
+            let index = unsafe { &*(index_addr as *const AtomicU32) };
+            while !stop.load(Ordering::Relaxed) {
+                index.store(watched, Ordering::Relaxed);
+                std::hint::spin_loop();
+                index.store(other, Ordering::Relaxed);
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let mut report = RegionInfoRace {
+        attempts,
+        ..RegionInfoRace::default()
+    };
+    let mut result = Ok(());
+    let caps = crate::uapi::VFIO_REGION_INFO_FLAG_CAPS;
+    for _ in 0..attempts {
+        // SAFETY: `req` is valid (see above); only this thread and the kernel (during the
+        // call, which returned) touch the fields other than `index`.
+        let ret = unsafe {
+            addr_of_mut!((*req).argsz).write(std::mem::size_of::<RegionInfoRequest>() as u32);
+            libc::ioctl(
+                dev.as_fd().as_raw_fd(),
+                crate::uapi::VFIO_DEVICE_GET_REGION_INFO as _,
+                req,
+            )
+        };
+        if ret != 0 {
+            result = Err(io::Error::last_os_error());
+            break;
+        }
+        // SAFETY: As above; the kernel wrote the reply during the call.
+        let (flags, offset) = unsafe {
+            (
+                addr_of_mut!((*req).flags).read(),
+                addr_of_mut!((*req).offset).read(),
+            )
+        };
+        if offset >> 40 == u64::from(watched) {
+            report.watched += 1;
+            if flags & !caps != reference_flags & !caps {
+                report.inconsistent += 1;
+                report.first_bad_flags.get_or_insert(flags);
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = flipper.join();
+    // SAFETY: From `Box::into_raw` above; the flipper is gone and no call is under way.
+    drop(unsafe { Box::from_raw(req) });
+    result.map(|()| report)
+}
