@@ -125,7 +125,7 @@ if [ -s "$logs/dmesg" ]; then
 	kp=$(grep -cE '^\s*ok [0-9]+ rust_doctest_kernel_' "$logs/kunit.ktap")
 	kf=$(grep -cE '^\s*not ok [0-9]+ rust_doctest_kernel_' "$logs/kunit.ktap")
 	# Our abstractions' doctests: every one built into the kernel must have passed.
-	ours_re='rust_doctest_kernel_(acpi|pci|vfio_pci|module_param|dev_printk|mm_virt|delay|io)_rs_[0-9]+'
+	ours_re='rust_doctest_kernel_(acpi|pci|vfio|vfio_pci|module_param|dev_printk|mm_virt|delay|io)_rs_[0-9]+'
 	ours_built=$(grep -oE "# $ours_re\.location" "$KBUILD/rust/doctests_kernel_generated.rs" | sort -u | wc -l)
 	ours=$(grep -cE "^\s*ok [0-9]+ $ours_re\$" "$logs/kunit.ktap")
 	grep -E 'rust_doctests_kernel: pass:' "$logs/kunit.ktap" | sed 's/^/# /'

@@ -21,6 +21,12 @@ pub const EXT_CAP_ID_DVSEC: u16 = bindings::PCI_EXT_CAP_ID_DVSEC as u16;
 
 /// Number of standard BARs of a type-0 function.
 pub const NUM_STD_BARS: u32 = bindings::PCI_STD_NUM_BARS;
+/// The Command register (`PCI_COMMAND`).
+pub const COMMAND: u16 = bindings::PCI_COMMAND as u16;
+/// Command: Memory Space Enable (`PCI_COMMAND_MEMORY`).
+pub const COMMAND_MEMORY: u16 = bindings::PCI_COMMAND_MEMORY as u16;
+/// PM Control/Status, from the Power Management capability (`PCI_PM_CTRL`).
+pub const PM_CTRL: u16 = bindings::PCI_PM_CTRL as u16;
 
 /// A PCI function (`struct pci_dev`).
 ///

@@ -29,15 +29,17 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use detect::{CxlDevice, DetectError};
 use kernel::{
     c_str, dev_info, dev_warn,
-    ioctl::_IO,
     mm::virt::VmArea,
     new_condvar, new_mutex, pci,
     prelude::*,
     sync::{CondVar, Mutex},
     uaccess::{UserPtr, UserSlice},
-    vfio::pci::{
-        self as vfio_pci, CloseDevice, CoreDevice, DeviceInfoReply, FaultResult, OpenDevice,
-        RegionCaps, RegionFault, RegionInfoReply, RegionMap,
+    vfio::{
+        pci::{
+            self as vfio_pci, CloseDevice, CoreDevice, DeviceInfoReply, FaultResult, OpenDevice,
+            RegionCaps, RegionFault, RegionInfoReply, RegionMap,
+        },
+        uapi,
     },
 };
 use model::{
@@ -75,34 +77,22 @@ fn user_cfg_read(pdev: &pci::Device, pos: u16, len: usize) -> u32 {
     pdev.user_read_config(pos, len).unwrap_or(!0)
 }
 
-/// `VFIO_REGION_SUBTYPE_CXL_COMP_REGS` (`include/uapi/linux/vfio.h`).
-const VFIO_REGION_SUBTYPE_CXL_COMP_REGS: u32 = 2;
-/// `VFIO_REGION_SUBTYPE_CXL` (`include/uapi/linux/vfio.h`).
-const VFIO_REGION_SUBTYPE_CXL: u32 = 1;
 /// The [`vfio_pci::Driver::region_rw`] id of the COMP_REGS region.
 const COMP_REGS_REGION: usize = 1;
 /// The [`vfio_pci::Driver::region_rw`] id of the DPA region.
 const DPA_REGION: usize = 2;
-/// `VFIO_DEVICE_RESET`.
-const VFIO_DEVICE_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 11);
-/// `VFIO_DEVICE_PCI_HOT_RESET`.
-const VFIO_DEVICE_PCI_HOT_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 13);
-/// `VFIO_TYPE` and `VFIO_BASE` of the vfio ioctl numbers.
-const VFIO_TYPE: u32 = b';' as u32;
-const VFIO_BASE: u32 = 100;
-/// `VFIO_DEVICE_FEATURE` flags and the low-power features.
-const VFIO_DEVICE_FEATURE_MASK: u32 = 0xffff;
-const VFIO_DEVICE_FEATURE_SET: u32 = 1 << 17;
-const VFIO_DEVICE_FEATURE_PROBE: u32 = 1 << 18;
-const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY: u32 = 3;
-const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: u32 = 4;
-const VFIO_DEVICE_FEATURE_LOW_POWER_EXIT: u32 = 5;
-/// PM Control/Status: its writes change the power state without any PCI core callback. (An
-/// FLR requested through PCIe Device Control or AF Control needs no such care: vfio-pci-core
-/// starts it with `pci_try_reset_function` under `memory_lock`, so `reset_prepare` revokes.)
-const PCI_PM_CTRL: u16 = 4;
-/// `VFIO_DEVICE_IOEVENTFD`.
-const VFIO_DEVICE_IOEVENTFD: u32 = _IO(VFIO_TYPE, VFIO_BASE + 16);
+
+// The pure model builds the CXL capabilities with its own copies of the UAPI values: they
+// must be the header's.
+const _: () = {
+    assert!(info::VFIO_DEVICE_FLAGS_CXL == uapi::DEVICE_FLAGS_CXL);
+    assert!(info::VFIO_DEVICE_INFO_CAP_CXL as u32 == uapi::DEVICE_INFO_CAP_CXL);
+    assert!(info::VFIO_CXL_CAP_FIRMWARE_COMMITTED == uapi::CXL_CAP_FIRMWARE_COMMITTED);
+    assert!(info::VFIO_CXL_CAP_CACHE_CAPABLE == uapi::CXL_CAP_CACHE_CAPABLE);
+    assert!(info::VFIO_REGION_INFO_CAP_CXL_COMP_REGS as u32 == uapi::REGION_INFO_CAP_CXL_COMP_REGS);
+    assert!(info::VFIO_REGION_INFO_CAP_SPARSE_MMAP as u32 == uapi::REGION_INFO_CAP_SPARSE_MMAP);
+    assert!(info::VFIO_REGION_INFO_FLAG_MMAP == uapi::REGION_INFO_FLAG_MMAP);
+};
 
 /// Per-device state.
 #[pin_data]
@@ -192,7 +182,7 @@ impl CxlVfioPci {
         let dpa_index = match &memory {
             Some((_, size)) => Some(dev.register_region(
                 region_type,
-                VFIO_REGION_SUBTYPE_CXL,
+                uapi::REGION_SUBTYPE_CXL,
                 usize::try_from(*size).map_err(|_| EINVAL)?,
                 vfio_pci::REGION_FLAG_READ
                     | vfio_pci::REGION_FLAG_WRITE
@@ -203,7 +193,7 @@ impl CxlVfioPci {
         };
         let comp_regs_index = dev.register_region(
             region_type,
-            VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
+            uapi::REGION_SUBTYPE_CXL_COMP_REGS,
             cxl.layout.region_size(),
             vfio_pci::REGION_FLAG_READ | vfio_pci::REGION_FLAG_WRITE,
             COMP_REGS_REGION,
@@ -445,7 +435,11 @@ impl vfio_pci::Driver for CxlVfioPci {
                 }
             }
         };
-        let power_regs = [pdev.pm_cap().map(|cap| (cap + PCI_PM_CTRL, 2))];
+        // PM Control/Status: its writes change the power state without any PCI core callback. (An
+        // FLR requested through PCIe Device Control or AF Control needs no such care:
+        // vfio-pci-core starts it with `pci_try_reset_function` under `memory_lock`, so
+        // `reset_prepare` revokes.)
+        let power_regs = [pdev.pm_cap().map(|cap| (cap + pci::PM_CTRL, 2))];
         try_pin_init!(DeviceState {
             cxl,
             open <- new_mutex!(OpenState {
@@ -510,11 +504,11 @@ impl vfio_pci::Driver for CxlVfioPci {
         };
         match cmd {
             // None may target the component register block.
-            VFIO_DEVICE_IOEVENTFD => bar::ioeventfd(dev, cxl, arg),
+            uapi::DEVICE_IOEVENTFD => bar::ioeventfd(dev, cxl, arg),
             // vfio-pci-core resets under its memory_lock held for write, and the PCI core
             // calls reset_prepare (revoke) and reset_done around the reset: restore now, so
             // that the user's next access need not.
-            VFIO_DEVICE_RESET | VFIO_DEVICE_PCI_HOT_RESET => {
+            uapi::DEVICE_RESET | uapi::DEVICE_PCI_HOT_RESET => {
                 let ret = dev.core_ioctl(cmd, arg);
                 dpa::ensure_active(dev);
                 ret
@@ -525,13 +519,13 @@ impl vfio_pci::Driver for CxlVfioPci {
 
     fn device_feature(dev: &CoreDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
         let power_change = dev.data().cxl.is_some()
-            && flags & VFIO_DEVICE_FEATURE_SET != 0
-            && flags & VFIO_DEVICE_FEATURE_PROBE == 0
+            && flags & uapi::DEVICE_FEATURE_SET != 0
+            && flags & uapi::DEVICE_FEATURE_PROBE == 0
             && matches!(
-                flags & VFIO_DEVICE_FEATURE_MASK,
-                VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY
-                    | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP
-                    | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT
+                flags & uapi::DEVICE_FEATURE_MASK,
+                uapi::DEVICE_FEATURE_LOW_POWER_ENTRY
+                    | uapi::DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP
+                    | uapi::DEVICE_FEATURE_LOW_POWER_EXIT
             );
         if !power_change {
             return dev.core_device_feature(flags, arg, argsz);

@@ -48,10 +48,6 @@ use kernel::{
     vfio::pci::{CoreDevice, FaultResult, RegionFault, RegionMap},
 };
 
-/// PCI Command register.
-const PCI_COMMAND: u16 = 0x04;
-/// PCI Command: Memory Space Enable.
-const PCI_COMMAND_MEMORY: u16 = 1 << 1;
 /// How long a commit may take (CXL r3.1 8.2.4.20.12: 10 ms), in 1 ms polls.
 const COMMIT_TIMEOUT_MS: u32 = 10;
 /// How long a restore waits for the device memory to become active with `memory_lock` and
@@ -344,9 +340,9 @@ fn restore_decoder(
     // Memory decode off (a bus reset behind vfio-pci's back, the user's own choice): the
     // component registers are unreachable until the user enables the function again.
     let command = pdev
-        .read_config_u16(PCI_COMMAND)
+        .read_config_u16(pci::COMMAND)
         .map_err(|_| DecoderMismatch::NotResponding)?;
-    if command == !0 || command & PCI_COMMAND_MEMORY == 0 {
+    if command == !0 || command & pci::COMMAND_MEMORY == 0 {
         return Err(DecoderMismatch::NotResponding);
     }
     let control = cxl.dvsec + CXL_DVSEC_CONTROL_OFFSET;
