@@ -3,10 +3,11 @@
 #               and show it through VFIO
 #   make test   run every test suite (host, VM smoke, in-kernel KUnit doctests)
 #   make vm-run CMD='...'   run any host command inside the test VM
+#   make repeat-dpa N=20    the DPA suite N times in a row, one VM each (flake hunt)
 SHELL := /bin/bash
 # cargo-installed tools (bindgen) and the rustup toolchain, whatever PATH the caller has.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-.PHONY: all setup kernel tools demo test vm-run check fmt clean-kernel
+.PHONY: all setup kernel tools demo test vm-run repeat-dpa check fmt clean-kernel
 
 all: kernel tools
 
@@ -28,6 +29,11 @@ vm-run: kernel tools
 
 test:
 	@scripts/run-tests.sh
+
+# The flake hunt: the whole DPA suite N times in a row, one VM boot each (about 2 min a run).
+N ?= 20
+repeat-dpa: kernel tools
+	@scripts/repeat-vm-suite.sh $(N) -- target/release/cxlvfio-dpa
 
 check: kernel
 	@scripts/check.sh
