@@ -7,7 +7,7 @@
 SHELL := /bin/bash
 # cargo-installed tools (bindgen) and the rustup toolchain, whatever PATH the caller has.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-.PHONY: all setup kernel tools demo test vm-run repeat-dpa check fmt clean-kernel
+.PHONY: all setup kernel tools qemu demo test vm-run repeat-dpa check fmt clean-kernel
 
 all: kernel tools
 
@@ -16,6 +16,11 @@ setup:
 
 kernel: setup
 	@scripts/kbuild.sh
+
+# The project's QEMU (Debian's 10.0 source + qemu/patches, with the cxl-accel device), cached.
+# Not used by the test VM yet, which runs Debian 12's QEMU 7.2.
+qemu:
+	@scripts/qemu-build.sh
 
 tools: setup
 	cargo build --release --workspace --quiet
