@@ -45,8 +45,12 @@ use kernel::{
     prelude::*,
     str::CString,
     uaccess::{UserPtr, UserSlice},
-    vfio::pci::{CoreDevice, FaultResult, RegionFault, RegionMap},
+    vfio::pci::{CoreDevice, FaultResult, MemoryReadGuard, RegionFault, RegionMap},
 };
+
+/// The locked DPA state.
+type DpaGuard<'a> =
+    kernel::sync::lock::Guard<'a, DpaState, kernel::sync::lock::mutex::MutexBackend>;
 
 /// How long a commit may take (CXL r3.1 8.2.4.20.12: 10 ms), in 1 ms polls.
 const COMMIT_TIMEOUT_MS: u32 = 10;
@@ -171,6 +175,36 @@ fn wait_until_settled(dev: &CoreDevice<CxlVfioPci>) -> bool {
         }
     }
     true
+}
+
+/// Why an access cannot use the region now.
+enum Unavailable {
+    /// The function is powered down (low power): accesses fail, as BAR accesses do.
+    PoweredDown,
+    /// A signal interrupted the wait for a reset or power change.
+    Interrupted,
+}
+
+/// `memory_lock` (read) and the `dpa` lock, taken once no reset or power change is under way:
+/// while one is, this waits for it without holding either (it needs them).
+fn lock_settled(
+    dev: &CoreDevice<CxlVfioPci>,
+) -> Result<(MemoryReadGuard<'_, CxlVfioPci>, DpaGuard<'_>), Unavailable> {
+    loop {
+        let memory = dev.memory_lock_read();
+        if !memory.is_powered() {
+            return Err(Unavailable::PoweredDown);
+        }
+        let st = dev.data().dpa.lock();
+        if !st.gate.must_wait() {
+            return Ok((memory, st));
+        }
+        drop(st);
+        drop(memory);
+        if !wait_until_settled(dev) {
+            return Err(Unavailable::Interrupted);
+        }
+    }
 }
 
 /// Last step of a close: the memory is unmapped and the range released.
@@ -416,22 +450,11 @@ pub(crate) fn fault(dev: &CoreDevice<CxlVfioPci>, fault: &RegionFault<'_>) -> Fa
     let Some((cxl, fw)) = firmware(dev) else {
         return FaultResult::SIGBUS;
     };
-    let (_memory, mut st) = loop {
-        let memory = dev.memory_lock_read();
+    let (_memory, mut st) = match lock_settled(dev) {
+        Ok(locked) => locked,
         // As vfio-pci-core's BAR faults: nothing is mapped while the function is powered down.
-        if !memory.is_powered() {
-            return FaultResult::SIGBUS;
-        }
-        let st = dev.data().dpa.lock();
-        if !st.gate.must_wait() {
-            break (memory, st);
-        }
-        // A reset or power change is under way: wait for it without the locks it needs.
-        drop(st);
-        drop(memory);
-        if !wait_until_settled(dev) {
-            return FaultResult::AGAIN;
-        }
+        Err(Unavailable::PoweredDown) => return FaultResult::SIGBUS,
+        Err(Unavailable::Interrupted) => return FaultResult::AGAIN,
     };
     if !activate(
         dev.pci_dev(),
@@ -508,21 +531,10 @@ fn with_memory(
     len: usize,
     op: impl FnOnce(&DeviceMemory) -> Result,
 ) -> Result {
-    let (_memory, mut st) = loop {
-        let memory = dev.memory_lock_read();
-        if !memory.is_powered() {
-            return Err(EIO);
-        }
-        let st = dev.data().dpa.lock();
-        if !st.gate.must_wait() {
-            break (memory, st);
-        }
-        // A reset or power change is under way: wait for it without the locks it needs.
-        drop(st);
-        drop(memory);
-        if !wait_until_settled(dev) {
-            return Err(ERESTARTSYS);
-        }
+    let (_memory, mut st) = match lock_settled(dev) {
+        Ok(locked) => locked,
+        Err(Unavailable::PoweredDown) => return Err(EIO),
+        Err(Unavailable::Interrupted) => return Err(ERESTARTSYS),
     };
     if !activate(
         dev.pci_dev(),
