@@ -16,6 +16,8 @@
 # or the command failed); the guest kernel log is streamed out of the guest as it is
 # written, so it survives a VM that dies;
 # VM_MEM_OUT=FILE keeps the CXL device's memory backend file (its DPA 0 is file offset 0).
+# VM_CXL_MEM_SIZE=SIZE sets the CXL device's memory (QEMU size syntax, default 256M; firmware
+# emulation aligns its base to its size, up to 1 GiB).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -37,11 +39,13 @@ done
 run_dir=$(mktemp -d /tmp/cxlvm.XXXXXX)
 trap 'rm -rf "$run_dir"' EXIT
 # Sparse backing files for the type-3 device's memory and label storage area.
-truncate -s 256M "$run_dir/cxl-mem.raw" "$run_dir/cxl-lsa.raw"
+cxl_mem_size=${VM_CXL_MEM_SIZE:-256M}
+truncate -s "$cxl_mem_size" "$run_dir/cxl-mem.raw"
+truncate -s 256M "$run_dir/cxl-lsa.raw"
 printf '%q ' "$@" >"$run_dir/cmd"
 
 qemu_opts="-M q35,cxl=on \
--object memory-backend-file,id=cxl-mem1,share=on,mem-path=$run_dir/cxl-mem.raw,size=256M \
+-object memory-backend-file,id=cxl-mem1,share=on,mem-path=$run_dir/cxl-mem.raw,size=$cxl_mem_size \
 -object memory-backend-file,id=cxl-lsa1,share=on,mem-path=$run_dir/cxl-lsa.raw,size=256M \
 -device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
 -device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2 \

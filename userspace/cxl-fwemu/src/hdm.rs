@@ -74,6 +74,29 @@ const CTRL_OWNED: u32 = 0x1FFF;
 /// HDM decoder base and size granularity: 256 MiB.
 pub const HDM_GRANULE: u64 = 256 << 20;
 
+/// Largest alignment given to a device's base: 1 GiB, the largest page x86-64 maps.
+pub const MAX_BASE_ALIGN: u64 = 1 << 30;
+
+/// Where firmware places a device of `device_size` bytes in the window at `window_base` of
+/// `window_size` bytes: at the first address aligned to the device's size (rounded up to a
+/// power of two, at most [`MAX_BASE_ALIGN`]) where it fits, so that the OS can map it with
+/// the largest pages; at the window's start if it fits nowhere aligned.
+pub fn natural_base(window_base: u64, window_size: u64, device_size: u64) -> u64 {
+    let align = device_size
+        .checked_next_power_of_two()
+        .unwrap_or(MAX_BASE_ALIGN)
+        .clamp(HDM_GRANULE, MAX_BASE_ALIGN);
+    let window_end = window_base.checked_add(window_size);
+    window_base
+        .checked_next_multiple_of(align)
+        .filter(|base| {
+            base.checked_add(device_size)
+                .zip(window_end)
+                .is_some_and(|(end, limit)| end <= limit)
+        })
+        .unwrap_or(window_base)
+}
+
 /// Why component registers could not be used or programmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HdmError {
@@ -1263,6 +1286,26 @@ mod tests {
     }
 
     const EP_CTRL: u32 = CTRL_HOST_ONLY | CTRL_LOCK_ON_COMMIT | CTRL_COMMIT;
+
+    #[test]
+    fn natural_base_aligns_to_the_device_size_up_to_1_gib() {
+        const GIB: u64 = 1 << 30;
+        // 256 MiB at a 256 MiB aligned window start: the start.
+        assert_eq!(natural_base(0x1_1000_0000, 4 * GIB, 256 << 20), 0x1_1000_0000);
+        // 512 MiB: the next 512 MiB boundary.
+        assert_eq!(natural_base(0x1_1000_0000, 4 * GIB, 512 << 20), 0x1_2000_0000);
+        // 1 GiB and 4 GiB: the next 1 GiB boundary, never more.
+        assert_eq!(natural_base(0x1_1000_0000, 4 * GIB, GIB), 0x1_4000_0000);
+        assert_eq!(natural_base(0x1_0000_0000, 8 * GIB, 4 * GIB), 0x1_0000_0000);
+        assert_eq!(natural_base(0x1_1000_0000, 8 * GIB, 4 * GIB), 0x1_4000_0000);
+        // 768 MiB rounds up to a 1 GiB alignment.
+        assert_eq!(natural_base(0x1_1000_0000, 4 * GIB, 768 << 20), 0x1_4000_0000);
+        // Does not fit aligned: the window's start.
+        assert_eq!(natural_base(0x1_1000_0000, GIB, GIB), 0x1_1000_0000);
+        // No overflow at the top of the address space.
+        let top = u64::MAX - (HDM_GRANULE - 1);
+        assert_eq!(natural_base(top, HDM_GRANULE - 1, GIB), top);
+    }
 
     #[test]
     fn endpoint_plan_without_fault_is_the_usual_one() {

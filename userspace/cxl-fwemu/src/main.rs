@@ -594,8 +594,11 @@ fn program(opts: &Options) -> Result<()> {
         rp.port_number
     );
 
+    // Both decoders decode the device's range, placed as firmware places it.
+    let base = hdm::natural_base(window.base_hpa, window.window_size, size);
+    let window_left = window.window_size - (base - window.base_hpa);
     let hb_plan = DecoderPlan {
-        base: window.base_hpa,
+        base,
         size,
         iw: 0,
         role: Role::HostBridge {
@@ -603,7 +606,7 @@ fn program(opts: &Options) -> Result<()> {
         },
     };
     let fault = opts.endpoint_fault;
-    let ep_plan = hdm::endpoint_plan(window.base_hpa, window.window_size, size, fault)
+    let ep_plan = hdm::endpoint_plan(base, window_left, size, fault)
         .map_err(|e| format!("endpoint {bdf}: {e}"))?;
     if let Some(f) = fault {
         println!(
@@ -656,8 +659,8 @@ fn program(opts: &Options) -> Result<()> {
     match fault {
         None => println!(
             "route: HPA {:#x}..{:#x} -> host bridge uid {} -> port {} -> {bdf} DPA 0",
-            window.base_hpa,
-            window.base_hpa + size,
+            base,
+            base + size,
             chbs.uid,
             rp.port_number
         ),
@@ -670,8 +673,8 @@ fn program(opts: &Options) -> Result<()> {
             ep_plan.base + ep_plan.size,
             ep_plan.iw,
             chbs.uid,
-            window.base_hpa,
-            window.base_hpa + size,
+            base,
+            base + size,
             rp.port_number
         ),
     }
