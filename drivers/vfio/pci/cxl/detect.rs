@@ -353,7 +353,8 @@ fn await_range_bit(
         if value & bit != 0 {
             return RangeWait::Set;
         }
-        if ktime_ms_delta(Ktime::ktime_get(), start) > timeout_ms {
+        // `>=`: a timeout of 0 checks once and never sleeps.
+        if ktime_ms_delta(Ktime::ktime_get(), start) >= timeout_ms {
             return RangeWait::TimedOut;
         }
         msleep(MEDIA_POLL_MS);
