@@ -1291,15 +1291,24 @@ mod tests {
     fn natural_base_aligns_to_the_device_size_up_to_1_gib() {
         const GIB: u64 = 1 << 30;
         // 256 MiB at a 256 MiB aligned window start: the start.
-        assert_eq!(natural_base(0x1_1000_0000, 4 * GIB, 256 << 20), 0x1_1000_0000);
+        assert_eq!(
+            natural_base(0x1_1000_0000, 4 * GIB, 256 << 20),
+            0x1_1000_0000
+        );
         // 512 MiB: the next 512 MiB boundary.
-        assert_eq!(natural_base(0x1_1000_0000, 4 * GIB, 512 << 20), 0x1_2000_0000);
+        assert_eq!(
+            natural_base(0x1_1000_0000, 4 * GIB, 512 << 20),
+            0x1_2000_0000
+        );
         // 1 GiB and 4 GiB: the next 1 GiB boundary, never more.
         assert_eq!(natural_base(0x1_1000_0000, 4 * GIB, GIB), 0x1_4000_0000);
         assert_eq!(natural_base(0x1_0000_0000, 8 * GIB, 4 * GIB), 0x1_0000_0000);
         assert_eq!(natural_base(0x1_1000_0000, 8 * GIB, 4 * GIB), 0x1_4000_0000);
         // 768 MiB rounds up to a 1 GiB alignment.
-        assert_eq!(natural_base(0x1_1000_0000, 4 * GIB, 768 << 20), 0x1_4000_0000);
+        assert_eq!(
+            natural_base(0x1_1000_0000, 4 * GIB, 768 << 20),
+            0x1_4000_0000
+        );
         // Does not fit aligned: the window's start.
         assert_eq!(natural_base(0x1_1000_0000, GIB, GIB), 0x1_1000_0000);
         // No overflow at the top of the address space.

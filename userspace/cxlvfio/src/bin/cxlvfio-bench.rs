@@ -8,9 +8,10 @@
 //! on a fresh open (nothing scrubbed yet), through a mapping aligned so that the kernel can use
 //! its largest entries:
 //!
-//! - `first-touch`: one read at the start of the mapping (its fault scrubs up to a whole huge
-//!   block), the number of faults the mm core counted for it, and meanwhile the longest `pread`
-//!   of an already scrubbed page by another thread (it needs the same locks a fault takes);
+//! - `first-touch alone`: one read at the start of the mapping (its faults scrub up to a whole
+//!   huge block) and the faults the mm core counted for it, with nothing else running;
+//! - `first-touch`: the same on a new open while another thread `pread`s an already scrubbed
+//!   page every millisecond (it needs the same locks a fault takes): the longest `pread`;
 //! - `reset`: the longest `VFIO_DEVICE_RESET` while another thread first-touches a fresh
 //!   mapping, against the same reset on an idle device (a ratio from one run).
 //!
@@ -23,8 +24,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cxlvfio::cli;
-use cxlvfio::mmap::{thread_faults, Mapping, PAGE_SIZE};
 use cxlvfio::cxl::VFIO_REGION_TYPE_CXL;
+use cxlvfio::mmap::{thread_faults, Mapping, PAGE_SIZE};
 use cxlvfio::uapi::{VFIO_PCI_NUM_REGIONS, VFIO_REGION_SUBTYPE_CXL};
 use cxlvfio::{open_device, Container, Device, Group, RegionInfo};
 
@@ -63,7 +64,9 @@ fn ms(d: Duration) -> String {
 }
 
 fn dpa_region(dev: &Device) -> Result<RegionInfo, String> {
-    let info = dev.info().map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
+    let info = dev
+        .info()
+        .map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
     for index in VFIO_PCI_NUM_REGIONS..info.num_regions {
         let r = dev
             .region_info(index)
@@ -126,7 +129,9 @@ impl Open {
         let (container, group, device) = self.fds;
         device.close().map_err(|e| format!("close device: {e}"))?;
         group.close().map_err(|e| format!("close group: {e}"))?;
-        container.close().map_err(|e| format!("close container: {e}"))
+        container
+            .close()
+            .map_err(|e| format!("close container: {e}"))
     }
 }
 
@@ -172,15 +177,27 @@ fn timed_reset(dev: &Device) -> Result<Duration, String> {
 }
 
 fn run(bdf: &str) -> Result<(), String> {
-    // First touch, probed by preads.
+    // First touch alone.
     let open = Open::new(bdf)?;
     println!("bench: dpa_size_mib {}", open.dpa.size >> 20);
+    let map = open.map()?;
+    let (took, faults) = first_touch(&map)?;
+    println!("bench: first_touch_alone_ms {}", ms(took));
+    println!("bench: first_touch_alone_faults {faults}");
+    drop(map);
+    open.close()?;
+
+    // First touch, probed by preads.
+    let open = Open::new(bdf)?;
     let map = open.map()?;
     let ((took, faults), probes) = while_probing(|| open.probe(), || first_touch(&map))?;
     println!("bench: first_touch_ms {}", ms(took));
     println!("bench: first_touch_faults {faults}");
     println!("bench: pread_during_touch_max_ms {}", ms(probes.max()));
-    println!("bench: pread_during_touch_median_ms {}", ms(probes.median()));
+    println!(
+        "bench: pread_during_touch_median_ms {}",
+        ms(probes.median())
+    );
     println!("bench: pread_probes {}", probes.0.len());
     drop(map);
     open.close()?;
@@ -192,8 +209,7 @@ fn run(bdf: &str) -> Result<(), String> {
         idle.0.push(timed_reset(open.dev())?);
     }
     let map = open.map()?;
-    let ((took, _), resets) =
-        while_probing(|| timed_reset(open.dev()), || first_touch(&map))?;
+    let ((took, _), resets) = while_probing(|| timed_reset(open.dev()), || first_touch(&map))?;
     println!("bench: reset_idle_median_ms {}", ms(idle.median()));
     println!("bench: reset_during_touch_max_ms {}", ms(resets.max()));
     println!("bench: resets_during_touch {}", resets.0.len());
@@ -212,9 +228,8 @@ fn run(bdf: &str) -> Result<(), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The ids are not checked: any device the driver serves with a DPA region will do.
-    let parsed = cli::parse_device_args(&args, std::env::var("CXL_BDF").ok(), (0, 0), |_| {
-        Ok(false)
-    });
+    let parsed =
+        cli::parse_device_args(&args, std::env::var("CXL_BDF").ok(), (0, 0), |_| Ok(false));
     let bdf = match parsed {
         Ok(Some(dev)) => dev.bdf,
         Ok(None) => {
