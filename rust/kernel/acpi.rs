@@ -4,6 +4,8 @@
 //!
 //! C header: [`include/linux/acpi.h`](srctree/include/linux/acpi.h)
 
+pub mod cedt;
+
 use crate::{
     alloc::{flags::GFP_KERNEL, KVec},
     error::{code::ENODEV, Result},

@@ -4,12 +4,15 @@
 //! HDM ranges, for instance), claimed for one owner and mapped write-back.
 //!
 //! Such a range is RAM, not registers: it is mapped with `memremap(MEMREMAP_WB)`, which also
-//! records the write-back memory type, so that user mappings of it get the same type.
+//! records the write-back memory type, so that user mappings of it get the same type. Only a
+//! range the platform itself describes as memory can be claimed ([`CxlWindowRange`]): mapping
+//! registers or a hole write-back is a machine check waiting to happen.
 //!
 //! C headers: [`include/linux/ioport.h`](srctree/include/linux/ioport.h),
 //! [`include/linux/io.h`](srctree/include/linux/io.h)
 
 use crate::{
+    acpi::{self, cedt},
     bindings,
     error::{
         code::{EBUSY, EINVAL, EIO, ENOMEM},
@@ -18,6 +21,71 @@ use crate::{
     str::CString,
 };
 use core::ptr::NonNull;
+
+/// A host physical range inside one CXL Fixed Memory Window that the platform describes in its
+/// ACPI CEDT: addresses the platform routes to CXL devices as memory, never registers or holes,
+/// so that a write-back mapping of them is sound.
+///
+/// # Invariants
+///
+/// `[start, start + len)` is not empty, page aligned, does not wrap, and lies inside a CFMWS of
+/// the platform's CEDT.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::io::mem::CxlWindowRange;
+///
+/// // Page 0 is never inside a CXL window; an empty or unaligned range is never accepted.
+/// assert!(CxlWindowRange::find(0, 4096).is_err());
+/// assert!(CxlWindowRange::find(1 << 40, 0).is_err());
+/// assert!(CxlWindowRange::find((1 << 40) + 1, 4096).is_err());
+/// ```
+#[derive(Debug)]
+pub struct CxlWindowRange {
+    start: u64,
+    len: usize,
+}
+
+impl CxlWindowRange {
+    /// `[start, start + len)`, if it lies wholly inside one CXL Fixed Memory Window of the
+    /// platform. `ENODEV` when the platform has no CEDT; `EINVAL` when the range is empty,
+    /// not page aligned, wraps, lies outside every window, or the CEDT cannot be parsed.
+    pub fn find(start: u64, len: usize) -> Result<Self> {
+        let page = bindings::PAGE_SIZE as u64;
+        if len == 0
+            || start % page != 0
+            || len as u64 % page != 0
+            || start.checked_add(len as u64).is_none()
+        {
+            return Err(EINVAL);
+        }
+        let table = acpi::copy_table(&cedt::SIGNATURE)?;
+        let mut inside = false;
+        cedt::for_each_window(&table, &mut |w| inside |= w.contains(start, len as u64))
+            .map_err(|_| EINVAL)?;
+        if !inside {
+            return Err(EINVAL);
+        }
+        // INVARIANT: Checked above.
+        Ok(Self { start, len })
+    }
+
+    /// First byte of the range.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Length of the range in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the range is empty (never).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
 
 /// A claimed and write-back mapped range of host physical memory.
 ///
@@ -64,20 +132,14 @@ pub fn intersects_system_ram(start: u64, len: usize) -> bool {
 }
 
 impl DeviceMemory {
-    /// Claims `[start, start + len)` under `name` and maps it write-back.
+    /// Claims `range` under `name` and maps it write-back.
     ///
     /// Fails with `EBUSY` when any part of the range already belongs to someone (System RAM,
-    /// another driver, an earlier claim), `EINVAL` for an empty, unaligned or wrapping range
-    /// and `ENOMEM` when it cannot be mapped; nothing is held after a failure.
-    pub fn claim(start: u64, len: usize, name: CString) -> Result<Self> {
-        let page = bindings::PAGE_SIZE as u64;
-        if len == 0
-            || start % page != 0
-            || len as u64 % page != 0
-            || start.checked_add(len as u64).is_none()
-        {
-            return Err(EINVAL);
-        }
+    /// another driver, an earlier claim) and `ENOMEM` when it cannot be mapped; nothing is held
+    /// after a failure.
+    pub fn claim(range: &CxlWindowRange, name: CString) -> Result<Self> {
+        // The range is memory, page aligned and does not wrap (`CxlWindowRange` invariant).
+        let (start, len) = (range.start, range.len);
         // SAFETY: `iomem_resource` is the kernel's static root resource; `name` outlives the
         // resource (it is stored next to it and dropped after its release).
         let res = unsafe {
@@ -92,8 +154,9 @@ impl DeviceMemory {
         if res.is_null() {
             return Err(EBUSY);
         }
-        // SAFETY: The range is ours (just claimed) and is not System RAM (that would have
-        // conflicted), so `memremap` creates a new write-back mapping of it.
+        // SAFETY: The range is ours (just claimed), is not System RAM (that would have
+        // conflicted) and is memory the platform describes as such (`CxlWindowRange`), so
+        // `memremap` creates a new write-back mapping of it.
         let addr = unsafe { bindings::memremap(start, len, bindings::MEMREMAP_WB as _) };
         let Some(addr) = NonNull::new(addr.cast::<u8>()) else {
             // SAFETY: Releases the claim made above, which nothing else references.

@@ -59,6 +59,21 @@ pub(crate) mod comp_regs;
 )]
 pub(crate) mod config;
 
+// The kernel crate's CEDT parser (`kernel::acpi::cedt`), which the window rules use; in the
+// driver, `model::cedt` re-exports it.
+#[path = "../../../rust/kernel/acpi/cedt.rs"]
+#[allow(unreachable_pub)]
+#[warn(
+    clippy::missing_docs_in_private_items,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::float_arithmetic
+)]
+pub(crate) mod cedt;
+
 #[path = "../../../drivers/vfio/pci/cxl/model/window.rs"]
 #[warn(
     clippy::missing_docs_in_private_items,

@@ -4,7 +4,12 @@
 //! driver owning a device's memory range would, so that tests can check that cxl-vfio-pci then
 //! refuses to open the device (`EBUSY`).
 
-use kernel::{c_str, io::mem::DeviceMemory, prelude::*, str::CString};
+use kernel::{
+    c_str,
+    io::mem::{CxlWindowRange, DeviceMemory},
+    prelude::*,
+    str::CString,
+};
 
 module! {
     type: ClaimTest,
@@ -32,12 +37,12 @@ impl kernel::Module for ClaimTest {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let start = *module_parameters::start.value();
         let size = usize::try_from(*module_parameters::size.value()).map_err(|_| EINVAL)?;
-        let claim = DeviceMemory::claim(
-            start,
-            size,
-            CString::try_from(c_str!("cxl_vfio_claim_test"))?,
-        )
-        .inspect_err(|e| pr_err!("cannot claim {:#x}+{:#x}: {:?}\n", start, size, e))?;
+        // Only ranges inside a CXL window can be claimed: the DPA ranges the tests need are.
+        let claim = CxlWindowRange::find(start, size)
+            .and_then(|range| {
+                DeviceMemory::claim(&range, CString::try_from(c_str!("cxl_vfio_claim_test"))?)
+            })
+            .inspect_err(|e| pr_err!("cannot claim {:#x}+{:#x}: {:?}\n", start, size, e))?;
         pr_info!(
             "claimed [mem {:#x}-{:#x}]\n",
             start,

@@ -13,7 +13,7 @@ use crate::model::{
 };
 use core::fmt;
 use kernel::{
-    acpi,
+    acpi::{self, cedt},
     delay::msleep,
     dev_warn, pci,
     prelude::*,
@@ -241,13 +241,13 @@ pub(crate) fn detect(pdev: &pci::Device) -> Result<CxlDevice, DetectError> {
 
 /// The CXL Fixed Memory Windows the platform describes (ACPI CEDT); none without a CEDT or
 /// with one the driver cannot parse.
-fn cxl_windows(pdev: &pci::Device) -> KVec<window::Window> {
+fn cxl_windows(pdev: &pci::Device) -> KVec<cedt::Window> {
     let mut windows = KVec::new();
-    let Ok(cedt) = acpi::copy_table(&window::CEDT_SIGNATURE) else {
+    let Ok(table) = acpi::copy_table(&cedt::SIGNATURE) else {
         return windows;
     };
     let mut full = false;
-    let parsed = window::for_each_window(&cedt, &mut |w| {
+    let parsed = cedt::for_each_window(&table, &mut |w| {
         full |= windows.push(w, GFP_KERNEL).is_err();
     });
     if parsed.is_err() || full {

@@ -1,6 +1,7 @@
 //! The rules that decide whether decoder 0's range may be handed to a tenant, and the CEDT
 //! parser they rely on.
 
+use crate::cedt::*;
 use crate::window::*;
 use std::vec;
 use std::vec::Vec;

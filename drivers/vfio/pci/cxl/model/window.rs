@@ -15,82 +15,10 @@
 //! - its size is within the capacity the CXL Device DVSEC's ranges report, and fits a VFIO
 //!   region (vfio-pci gives each region 2^40 bytes of the device file).
 
-/// `"CEDT"`.
-pub(crate) const CEDT_SIGNATURE: [u8; 4] = *b"CEDT";
-/// Size of an ACPI table header.
-const ACPI_HEADER_SIZE: usize = 36;
-/// CEDT structure type of a CXL Fixed Memory Window Structure.
-const CEDT_TYPE_CFMWS: u8 = 1;
+use super::cedt::Window;
+
 /// The largest region vfio-pci's device-file layout has room for (`VFIO_PCI_OFFSET_SHIFT`).
 pub(crate) const MAX_REGION_SIZE: u64 = 1 << 40;
-/// Bytes of a CFMWS before its interleave target list.
-const CFMWS_FIXED_SIZE: usize = 36;
-
-/// A CXL Fixed Memory Window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Window {
-    /// First host physical address.
-    pub(crate) base: u64,
-    /// Size in bytes.
-    pub(crate) size: u64,
-    /// Encoded number of interleave ways across host bridges (0: one host bridge).
-    pub(crate) eniw: u8,
-}
-
-/// Why a CEDT could not be read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CedtError {
-    /// Not a CEDT, or its length field disagrees with the bytes.
-    BadHeader,
-    /// A structure's length runs past the table or is too short for its type.
-    BadStructure {
-        /// Offset of the structure in the table.
-        at: usize,
-    },
-}
-
-/// `N` bytes at `at`, `None` past the end.
-fn le<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
-    let mut out = [0u8; N];
-    out.copy_from_slice(bytes.get(at..at.checked_add(N)?)?);
-    Some(out)
-}
-
-/// Calls `found` with every CFMWS of `table`, a whole CEDT (header included).
-pub(crate) fn for_each_window(
-    table: &[u8],
-    found: &mut dyn FnMut(Window),
-) -> Result<(), CedtError> {
-    if table.get(..4) != Some(&CEDT_SIGNATURE[..]) {
-        return Err(CedtError::BadHeader);
-    }
-    let length = le::<4>(table, 4)
-        .map(u32::from_le_bytes)
-        .ok_or(CedtError::BadHeader)? as usize;
-    if length < ACPI_HEADER_SIZE || length > table.len() {
-        return Err(CedtError::BadHeader);
-    }
-    let mut at = ACPI_HEADER_SIZE;
-    while at < length {
-        let bad = CedtError::BadStructure { at };
-        let kind = *table.get(at).ok_or(bad)?;
-        let len = le::<2>(table, at + 2).map(u16::from_le_bytes).ok_or(bad)? as usize;
-        if len < 4 || at + len > length {
-            return Err(bad);
-        }
-        if kind == CEDT_TYPE_CFMWS {
-            if len < CFMWS_FIXED_SIZE {
-                return Err(bad);
-            }
-            let base = le::<8>(table, at + 8).map(u64::from_le_bytes).ok_or(bad)?;
-            let size = le::<8>(table, at + 16).map(u64::from_le_bytes).ok_or(bad)?;
-            let eniw = *table.get(at + 24).ok_or(bad)?;
-            found(Window { base, size, eniw });
-        }
-        at += len;
-    }
-    Ok(())
-}
 
 /// Why decoder 0's range may not be handed to a tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,17 +66,9 @@ pub(crate) fn check(dec: Committed, windows: &[Window], capacity: u64) -> Result
     if windows.is_empty() {
         return Err(Refusal::NoWindows);
     }
-    let end = dec
-        .base
-        .checked_add(dec.size)
-        .ok_or(Refusal::OutsideWindows)?;
     let window = windows
         .iter()
-        .find(|w| {
-            w.base
-                .checked_add(w.size)
-                .is_some_and(|w_end| dec.base >= w.base && end <= w_end)
-        })
+        .find(|w| w.contains(dec.base, dec.size))
         .ok_or(Refusal::OutsideWindows)?;
     if window.eniw != 0 {
         return Err(Refusal::InterleavedWindow { eniw: window.eniw });
