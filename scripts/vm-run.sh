@@ -10,7 +10,9 @@
 #         the ACPI CEDT, as platform firmware would (userspace/cxl-fwemu);
 #   bind: fw, then enables VFIO no-IOMMU mode, loads cxl-vfio-pci with modprobe
 #         and binds the CXL device through driver_override (the default).
-# CMD sees CXL_BDF (the device) in its environment. The exit status is CMD's.
+# CMD sees CXL_BDF (the device) in its environment. The exit status is CMD's (or, for a
+# command that powers the VM off after reporting through the kernel log, the status in its
+# "VMRESULT-EXIT: N" record; see below).
 # VM_DMESG=FILE / VM_CONSOLE=FILE keep the guest's kernel log / the console;
 # VM_LOG_PREFIX=P keeps both as P.console and P.dmesg (always, and says where when the VM
 # or the command failed); the guest kernel log is streamed out of the guest as it is
@@ -37,7 +39,16 @@ done
 [ -x "$REPO/target/release/cxl-fwemu" ] || { echo "vm-run: build the host tools first ('make tools')" >&2; exit 2; }
 
 run_dir=$(mktemp -d /tmp/cxlvm.XXXXXX)
-trap 'rm -rf "$run_dir"' EXIT
+# Killed from outside (a caller's timeout, ^C): the logs so far are kept all the same.
+save_partial_logs() {
+	[ -n "${VM_LOG_PREFIX:-}" ] && [ ! -f "$run_dir/logs-saved" ] || return 0
+	cp "$run_dir/console" "$VM_LOG_PREFIX.console" 2>/dev/null
+	cp "$run_dir/kmsg" "$VM_LOG_PREFIX.dmesg" 2>/dev/null
+	echo "vm-run: stopped from outside; partial logs: $VM_LOG_PREFIX.console, $VM_LOG_PREFIX.dmesg" >&2
+}
+trap 'save_partial_logs; rm -rf "$run_dir"' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 # Sparse backing files for the type-3 device's memory and label storage area.
 cxl_mem_size=${VM_CXL_MEM_SIZE:-256M}
 truncate -s "$cxl_mem_size" "$run_dir/cxl-mem.raw"
@@ -89,6 +100,7 @@ set -e
 if [ -n "${VM_LOG_PREFIX:-}" ]; then
 	cp "$run_dir/console" "$VM_LOG_PREFIX.console"
 	cp "$run_dir/dmesg" "$VM_LOG_PREFIX.dmesg" 2>/dev/null || : >"$VM_LOG_PREFIX.dmesg"
+	touch "$run_dir/logs-saved"
 fi
 [ -n "${VM_MEM_OUT:-}" ] && mv "$run_dir/cxl-mem.raw" "$VM_MEM_OUT"
 where() {
@@ -101,6 +113,15 @@ if [ -f "$run_dir/rc" ]; then
 	rc=$(cat "$run_dir/rc")
 	[ "$rc" = 0 ] || where
 	exit "$rc"
+fi
+# A command that cannot use the guest's file systems to the end (a system sleep breaks the 9p
+# root) reports through the kernel log instead: "VMRESULT: <line>" records, then
+# "VMRESULT-EXIT: <status>", then it powers the VM off. The console has them.
+vm_result=$(grep -a -o 'VMRESULT-EXIT: [0-9]*' "$run_dir/console" | tail -n 1 | sed 's/.* //')
+if [ -n "$vm_result" ]; then
+	grep -a 'VMRESULT: ' "$run_dir/console" | sed 's/.*VMRESULT: //'
+	[ "$vm_result" = 0 ] || where
+	exit "$vm_result"
 fi
 qemu_rc=$(cat "$run_dir/qemu-exit" 2>/dev/null || echo unknown)
 case "$qemu_rc" in
