@@ -107,6 +107,8 @@ rm -f "$logs/cxl-mem.raw"
 VM_MEM_OUT="$logs/cxl-mem.raw" vm_suite vm-dpa -- target/release/cxlvfio-dpa
 # scrub_memory=0: the parameter really turns scrubbing off (data survives a reopen).
 vm_suite vm-dpa-no-scrub --modargs scrub_memory=0 -- target/release/cxlvfio-dpa --expect-no-scrub --only dpa_tenant_isolation
+# System sleep: the driver's suspend and resume callbacks revoke and restore like a reset.
+vm_suite vm-sleep -- target/release/cxlvfio-sleep --vm-console
 echo "== backend (device memory as QEMU stored it, checked on the host)"
 target/release/cxlvfio backend-check "$logs/cxl-mem.raw" "$logs/vm-dpa.ktap" >"$logs/backend.ktap" 2>&1
 rc=$?

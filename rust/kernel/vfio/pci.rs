@@ -23,7 +23,7 @@ use crate::{
     uaccess::{UserPtr, UserSlice},
     ThisModule,
 };
-use core::{marker::PhantomData, mem::MaybeUninit, ptr};
+use core::{marker::PhantomData, mem::MaybeUninit, ptr, ptr::NonNull};
 use macros::vtable;
 
 /// A vfio-pci variant driver: its per-device data and the `vfio_device_ops` it overrides.
@@ -47,7 +47,7 @@ use macros::vtable;
 ///         7u32
 ///     }
 ///
-///     fn ioctl(dev: &CoreDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
+///     fn ioctl(dev: &mut vfio_pci::Syscall<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
 ///         dev.core_ioctl(cmd, arg)
 ///     }
 /// }
@@ -100,22 +100,37 @@ pub trait Driver: Sized + 'static {
     }
 
     /// `ioctl` on the device file. Defaults to vfio-pci-core's.
-    fn ioctl(dev: &CoreDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(dev: &mut Syscall<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
         dev.core_ioctl(cmd, arg)
     }
 
     /// `VFIO_DEVICE_FEATURE`. Defaults to vfio-pci-core's.
-    fn device_feature(dev: &CoreDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
+    fn device_feature(
+        dev: &mut Syscall<'_, Self>,
+        flags: u32,
+        arg: UserPtr,
+        argsz: usize,
+    ) -> Result {
         dev.core_device_feature(flags, arg, argsz)
     }
 
     /// `read` on the device file at `*pos`. Defaults to vfio-pci-core's.
-    fn read(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+    fn read(
+        dev: &mut Syscall<'_, Self>,
+        buf: UserPtr,
+        count: usize,
+        pos: &mut i64,
+    ) -> Result<usize> {
         dev.core_read(buf, count, pos)
     }
 
     /// `write` on the device file at `*pos`. Defaults to vfio-pci-core's.
-    fn write(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+    fn write(
+        dev: &mut Syscall<'_, Self>,
+        buf: UserPtr,
+        count: usize,
+        pos: &mut i64,
+    ) -> Result<usize> {
         dev.core_write(buf, count, pos)
     }
 
@@ -172,6 +187,22 @@ pub trait Driver: Sized + 'static {
         Self::reset_done(dev)
     }
 
+    /// The system is about to sleep (suspend to RAM, or hibernation's freeze or power off): the
+    /// function may lose power, and with it what a reset clears. Revoke what depends on it, as
+    /// [`Driver::reset_prepare`] does. Runs with user space frozen; an error fails the sleep.
+    fn suspend(dev: &CoreDevice<Self>) -> Result {
+        let _ = dev;
+        Ok(())
+    }
+
+    /// The system woke up (or hibernation's image was written or restored): the function may
+    /// have been reset. Ends one [`Driver::suspend`]. Must not wait long: every device resumes
+    /// in turn; rebuild state on the next access, as after [`Driver::reset_done`].
+    fn resume(dev: &CoreDevice<Self>) -> Result {
+        let _ = dev;
+        Ok(())
+    }
+
     /// `mmap` of a device-specific region registered with [`REGION_FLAG_MMAP`]: vfio-pci-core
     /// has checked that the mapping is shared and that its offset names the region. Check the
     /// range; on success the VMA becomes a `VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP`
@@ -209,7 +240,11 @@ pub trait Driver: Sized + 'static {
     /// A page fault in a mapping that [`Driver::region_mmap`] accepted: map the piece
     /// described by `fault` (a page, or a PMD or PUD sized block) with
     /// [`RegionFault::insert`], or refuse it. Called with the mmap lock held for read.
-    fn region_fault(dev: &CoreDevice<Self>, id: usize, fault: &RegionFault<'_>) -> FaultResult {
+    fn region_fault(
+        dev: &mut Syscall<'_, Self>,
+        id: usize,
+        fault: &RegionFault<'_>,
+    ) -> FaultResult {
         let _ = (dev, id, fault);
         FaultResult::SIGBUS
     }
@@ -218,7 +253,7 @@ pub trait Driver: Sized + 'static {
     /// region that [`OpenDevice::register_region`] registered with `id`. Returns the number of
     /// bytes transferred.
     fn region_rw(
-        dev: &CoreDevice<Self>,
+        dev: &mut Syscall<'_, Self>,
         id: usize,
         buf: UserPtr,
         count: usize,
@@ -411,22 +446,6 @@ impl<T: Driver> CoreDevice<T> {
         NUM_REGIONS + unsafe { (*self.core_raw()).num_regions } as u32
     }
 
-    /// Takes vfio-pci-core's `memory_lock` for read: the device's memory decode and power
-    /// state do not change until the guard is dropped.
-    pub fn memory_lock_read(&self) -> MemoryReadGuard<'_, T> {
-        // SAFETY: The device is valid (type invariant) and its lock initialised.
-        unsafe { bindings::down_read(ptr::addr_of_mut!((*self.core_raw()).memory_lock)) };
-        MemoryReadGuard(self)
-    }
-
-    /// Takes vfio-pci-core's `memory_lock` for write: no user access to the device's memory
-    /// runs until the guard is dropped.
-    pub fn memory_lock_write(&self) -> MemoryWriteGuard<'_, T> {
-        // SAFETY: As for `memory_lock_read`.
-        unsafe { bindings::down_write(ptr::addr_of_mut!((*self.core_raw()).memory_lock)) };
-        MemoryWriteGuard(self)
-    }
-
     /// Removes every user mapping of the first `len` bytes of region `index` from every
     /// address space (`unmap_mapping_range`). Later accesses fault again.
     pub fn zap_region(&self, index: u32, len: u64) {
@@ -446,6 +465,22 @@ impl<T: Driver> CoreDevice<T> {
                 1,
             );
         }
+    }
+
+    /// Makes `mem` the memory that backs user mappings of device-specific region `index`: the
+    /// only memory [`RegionFault::insert`] maps, and which removes those mappings before it is
+    /// released.
+    pub fn region_memory(&self, index: u32, mem: DeviceMemory) -> RegionMemory {
+        // SAFETY: The device is valid (type invariant); vfio gives every device an inode whose
+        // mapping backs all its files' VMAs. The reference taken keeps it past the device's
+        // own.
+        let inode = unsafe {
+            let inode = (*self.vdev_raw()).inode;
+            bindings::ihold(inode);
+            NonNull::new_unchecked(inode)
+        };
+        // INVARIANT: `inode` is the device's, with the reference just taken.
+        RegionMemory { mem, inode, index }
     }
 
     /// vfio-pci-core's `VFIO_DEVICE_IOEVENTFD` for a request the driver already copied (and
@@ -513,7 +548,55 @@ impl<T: Driver> CoreDevice<T> {
     }
 }
 
-/// vfio-pci-core's `memory_lock`, held for read. See [`CoreDevice::memory_lock_read`].
+/// A device as a user's system call or page fault on it sees it: vfio-pci-core holds none of
+/// the device's locks during such a call, so its `memory_lock` may be taken. Dereferences to
+/// [`CoreDevice`].
+///
+/// The lock cannot be taken where it would deadlock: the callbacks that may run with it held
+/// (resets, error recovery, system sleep) get a plain [`CoreDevice`], which cannot take it, and
+/// the write side needs the `Syscall` exclusively, so one call cannot ask for it while it holds
+/// the lock for read.
+///
+/// # Invariants
+///
+/// Only exists during a system call or page fault of the device (or its `open_device`), where
+/// the calling thread does not hold the device's `memory_lock`.
+pub struct Syscall<'a, T: Driver>(&'a CoreDevice<T>);
+
+impl<T: Driver> core::ops::Deref for Syscall<'_, T> {
+    type Target = CoreDevice<T>;
+
+    fn deref(&self) -> &CoreDevice<T> {
+        self.0
+    }
+}
+
+impl<'a, T: Driver> Syscall<'a, T> {
+    /// The device, for the whole call (a borrow of it does not borrow the `Syscall`).
+    pub fn device(&self) -> &'a CoreDevice<T> {
+        self.0
+    }
+
+    /// Takes vfio-pci-core's `memory_lock` for read: the device's memory decode and power
+    /// state do not change until the guard is dropped.
+    pub fn memory_lock_read(&self) -> MemoryReadGuard<'_, T> {
+        // SAFETY: The device is valid (type invariant of `CoreDevice`) and its lock
+        // initialised; this thread does not hold it (type invariant).
+        unsafe { bindings::down_read(ptr::addr_of_mut!((*self.0.core_raw()).memory_lock)) };
+        MemoryReadGuard(self.0)
+    }
+
+    /// Takes vfio-pci-core's `memory_lock` for write: no user access to the device's memory
+    /// runs until the guard is dropped.
+    pub fn memory_lock_write(&mut self) -> MemoryWriteGuard<'_, T> {
+        // SAFETY: As for `memory_lock_read`; no read guard of this call is alive (it would
+        // borrow `self`).
+        unsafe { bindings::down_write(ptr::addr_of_mut!((*self.0.core_raw()).memory_lock)) };
+        MemoryWriteGuard(self.0)
+    }
+}
+
+/// vfio-pci-core's `memory_lock`, held for read. See [`Syscall::memory_lock_read`].
 pub struct MemoryReadGuard<'a, T: Driver>(&'a CoreDevice<T>);
 
 impl<T: Driver> MemoryReadGuard<'_, T> {
@@ -534,7 +617,7 @@ impl<T: Driver> Drop for MemoryReadGuard<'_, T> {
     }
 }
 
-/// vfio-pci-core's `memory_lock`, held for write. See [`CoreDevice::memory_lock_write`].
+/// vfio-pci-core's `memory_lock`, held for write. See [`Syscall::memory_lock_write`].
 pub struct MemoryWriteGuard<'a, T: Driver>(&'a CoreDevice<T>);
 
 impl<T: Driver> Drop for MemoryWriteGuard<'_, T> {
@@ -741,7 +824,11 @@ pub struct RegionFault<'a> {
     vmf: *mut bindings::vm_fault,
     size: FaultSize,
     addr: usize,
+    /// The region the faulting mapping maps, and the offset in it.
+    index: u32,
     offset: u64,
+    /// The mapping (`struct address_space`) of the VMA's file.
+    mapping: *mut bindings::address_space,
     _lifetime: PhantomData<&'a ()>,
 }
 
@@ -769,9 +856,13 @@ impl RegionFault<'_> {
     ///
     /// Returns [`FaultResult::FALLBACK`] when a huge piece would map memory that is not
     /// aligned to its size (the mm core then retries smaller), [`FaultResult::SIGBUS`] when the
-    /// bytes are not all inside `mem`. The caller must remove the mapping (with
-    /// [`CoreDevice::zap_region`]) before it gives `mem` up.
-    pub fn insert(&self, mem: &DeviceMemory, mem_offset: u64) -> FaultResult {
+    /// bytes are not all inside `mem` or `mem` backs another region or device than the one
+    /// faulting. Dropping `mem` removes the mapping.
+    pub fn insert(&self, mem: &RegionMemory, mem_offset: u64) -> FaultResult {
+        // Only where `mem`'s drop zaps: this device's files, at `mem`'s region.
+        if mem.index != self.index || mem.mapping() != self.mapping {
+            return FaultResult::SIGBUS;
+        }
         let bytes = self.size.bytes();
         let Some(pfn) = mem.pfn_of(mem_offset, bytes) else {
             return FaultResult::SIGBUS;
@@ -800,6 +891,70 @@ impl RegionFault<'_> {
     }
 }
 
+/// Device memory that backs the user mappings of one device-specific region: made by
+/// [`CoreDevice::region_memory`], mapped by [`RegionFault::insert`], and read and written
+/// through [`DeviceMemory`] (it dereferences to it).
+///
+/// No page table entry can outlive the memory: [`RegionFault::insert`] maps it only into
+/// mappings of this device's files at this region, and dropping it first removes every such
+/// mapping (a fault that inserts borrows the value, so it cannot run during the drop).
+///
+/// # Invariants
+///
+/// `inode` is the vfio device's inode, whose mapping backs all its files' VMAs, with a
+/// reference held until drop; `index` is the region the memory backs.
+pub struct RegionMemory {
+    mem: DeviceMemory,
+    inode: NonNull<bindings::inode>,
+    index: u32,
+}
+
+// SAFETY: `DeviceMemory` is `Send`; the inode is only used through its reference count and
+// `unmap_mapping_range`, both safe from any thread.
+unsafe impl Send for RegionMemory {}
+
+// SAFETY: `&self` gives only `DeviceMemory`'s `Sync` methods and reads of immutable fields.
+unsafe impl Sync for RegionMemory {}
+
+impl RegionMemory {
+    /// The region the memory backs.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    fn mapping(&self) -> *mut bindings::address_space {
+        // SAFETY: The inode is alive while we hold our reference (type invariant).
+        unsafe { (*self.inode.as_ptr()).i_mapping }
+    }
+}
+
+impl core::ops::Deref for RegionMemory {
+    type Target = DeviceMemory;
+
+    fn deref(&self) -> &DeviceMemory {
+        &self.mem
+    }
+}
+
+impl Drop for RegionMemory {
+    fn drop(&mut self) {
+        let page = bindings::PAGE_SIZE as u64;
+        let len = (self.mem.len() as u64).saturating_add(page - 1) & !(page - 1);
+        // SAFETY: The inode and its mapping are alive (type invariant); every user mapping of
+        // the memory lies in this range of it (`RegionFault::insert`). Our reference is
+        // dropped last; `self.mem` is released after this function, once nothing maps it.
+        unsafe {
+            bindings::unmap_mapping_range(
+                self.mapping(),
+                index_to_offset(self.index) as bindings::loff_t,
+                len as bindings::loff_t,
+                1,
+            );
+            bindings::iput(self.inode.as_ptr());
+        }
+    }
+}
+
 /// A device being opened, as [`Driver::open_device`] sees it: the operations that are only
 /// valid while vfio serialises the open. Dereferences to [`CoreDevice`].
 ///
@@ -816,7 +971,13 @@ impl<T: Driver> core::ops::Deref for OpenDevice<'_, T> {
     }
 }
 
-impl<T: Driver> OpenDevice<'_, T> {
+impl<'a, T: Driver> OpenDevice<'a, T> {
+    /// The device as the user's open sees it, where `memory_lock` may be taken.
+    pub fn syscall(&self) -> Syscall<'a, T> {
+        // INVARIANT: vfio-pci-core does not hold `memory_lock` across `open_device`.
+        Syscall(self.0)
+    }
+
     /// Enables the device for a user (`vfio_pci_core_enable`). This resets the device when a
     /// reset method works.
     pub fn enable(&self) -> Result {
@@ -1132,6 +1293,31 @@ impl<T: Driver> Adapter<T> {
         from_result(|| T::region_info(dev, &mut reply).map(|()| 0))
     }
 
+    const SLEEP_OPS: bindings::vfio_pci_sleep_ops = bindings::vfio_pci_sleep_ops {
+        suspend: Some(Self::sleep_suspend_callback),
+        resume: Some(Self::sleep_resume_callback),
+    };
+
+    /// # Safety
+    ///
+    /// Called by vfio-pci-core's system sleep callbacks on a registered device of `T`.
+    unsafe extern "C" fn sleep_suspend_callback(
+        vdev: *mut bindings::vfio_pci_core_device,
+    ) -> c_int {
+        // SAFETY: As the function's safety requirements say.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(ptr::addr_of_mut!((*vdev).vdev)) };
+        from_result(|| T::suspend(dev).map(|()| 0))
+    }
+
+    /// # Safety
+    ///
+    /// As for `sleep_suspend_callback`.
+    unsafe extern "C" fn sleep_resume_callback(vdev: *mut bindings::vfio_pci_core_device) -> c_int {
+        // SAFETY: As the function's safety requirements say.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(ptr::addr_of_mut!((*vdev).vdev)) };
+        from_result(|| T::resume(dev).map(|()| 0))
+    }
+
     const REGOPS: bindings::vfio_pci_regops = bindings::vfio_pci_regops {
         rw: Some(Self::region_rw_callback),
         release: Some(Self::region_release_callback),
@@ -1289,16 +1475,21 @@ impl<T: Driver> Adapter<T> {
         else {
             return FaultResult::SIGBUS.0;
         };
+        // SAFETY: A VMA of a device file has its file, alive while the VMA exists.
+        let mapping = unsafe { (*(*vma).vm_file).f_mapping };
         // INVARIANT: `vmf` is the fault being handled in a VMA of `region_mmap_callback`, and
         // `[addr, addr + bytes)` was checked to lie inside it.
         let fault = RegionFault {
             vmf,
             size,
             addr,
+            index: offset_to_index(file_offset),
             offset: offset_in_region(file_offset),
+            mapping,
             _lifetime: PhantomData,
         };
-        let ret = T::region_fault(dev, id, &fault);
+        // INVARIANT: A page fault; vfio-pci-core holds none of the device's locks.
+        let ret = T::region_fault(&mut Syscall(dev), id, &fault);
         // The mm core handles FALLBACK only from `huge_fault`: from `fault` it would go on
         // without a page. A page-sized piece that cannot be mapped is an error.
         if size == FaultSize::Page && ret == FaultResult::FALLBACK {
@@ -1333,8 +1524,10 @@ impl<T: Driver> Adapter<T> {
         // SAFETY: vfio-pci-core checked that the index is inside the region table, which
         // stays in place while the device is open.
         let id = unsafe { (*(*vdev).region.add(slot)).data } as usize;
+        // INVARIANT: A read or write of the device file (vfio-pci-core's `rw` calls the region's
+        // without taking the device's locks).
         match T::region_rw(
-            dev,
+            &mut Syscall(dev),
             id,
             buf as UserPtr,
             count,
@@ -1392,7 +1585,8 @@ impl<T: Driver> Adapter<T> {
     ) -> c_long {
         // SAFETY: As for `open_callback`.
         let dev = unsafe { CoreDevice::<T>::from_vdev(vdev) };
-        match T::ioctl(dev, cmd, arg) {
+        // INVARIANT: An ioctl of the device; vfio-pci-core holds none of its locks.
+        match T::ioctl(&mut Syscall(dev), cmd, arg) {
             Ok(ret) => ret as c_long,
             Err(e) => e.to_errno() as c_long,
         }
@@ -1409,7 +1603,10 @@ impl<T: Driver> Adapter<T> {
     ) -> c_int {
         // SAFETY: As for `open_callback`.
         let dev = unsafe { CoreDevice::<T>::from_vdev(vdev) };
-        from_result(|| T::device_feature(dev, flags, arg as UserPtr, argsz).map(|()| 0))
+        // INVARIANT: As for `ioctl_callback`.
+        from_result(|| {
+            T::device_feature(&mut Syscall(dev), flags, arg as UserPtr, argsz).map(|()| 0)
+        })
     }
 
     /// # Safety
@@ -1424,7 +1621,8 @@ impl<T: Driver> Adapter<T> {
         // SAFETY: As for `open_callback`; vfio passes the file position, used by nobody else
         // during the call.
         let (dev, pos) = unsafe { (CoreDevice::<T>::from_vdev(vdev), &mut *pos) };
-        match T::read(dev, buf as UserPtr, count, pos) {
+        // INVARIANT: As for `ioctl_callback`.
+        match T::read(&mut Syscall(dev), buf as UserPtr, count, pos) {
             Ok(n) => n as isize,
             Err(e) => e.to_errno() as isize,
         }
@@ -1441,7 +1639,8 @@ impl<T: Driver> Adapter<T> {
     ) -> isize {
         // SAFETY: As for `read_callback`.
         let (dev, pos) = unsafe { (CoreDevice::<T>::from_vdev(vdev), &mut *pos) };
-        match T::write(dev, buf as UserPtr, count, pos) {
+        // INVARIANT: As for `ioctl_callback`.
+        match T::write(&mut Syscall(dev), buf as UserPtr, count, pos) {
             Ok(n) => n as isize,
             Err(e) => e.to_errno() as isize,
         }
@@ -1534,10 +1733,13 @@ impl<T: Driver> Adapter<T> {
                 return Err(e);
             }
             // SAFETY: As above, the container is not shared yet. The driver data pointer is how
-            // remove finds the container again. The info hooks are a `'static` table.
+            // remove finds the container again. The info and sleep hooks are `'static` tables.
             unsafe {
                 if T::HAS_DEVICE_INFO || T::HAS_REGION_INFO {
                     (*container).core.info_ops = &Self::INFO_OPS;
+                }
+                if T::HAS_SUSPEND || T::HAS_RESUME {
+                    (*container).core.sleep_ops = &Self::SLEEP_OPS;
                 }
                 (*container).data_initialised = true;
                 bindings::dev_set_drvdata(ptr::addr_of_mut!((*pdev).dev), container.cast());

@@ -193,6 +193,57 @@ pub fn kernel_log_problems() -> io::Result<Vec<String>> {
     Ok(find_problems(log.iter().map(String::as_str)))
 }
 
+/// A writer that turns each line written to it into one kernel log record (info level,
+/// `prefix` before the line): the way out for a test's results when the VM's file systems
+/// cannot be trusted (a virtme-ng guest's 9p root does not survive a system sleep), since the
+/// console carries every record to the host.
+pub struct KmsgLines {
+    file: std::fs::File,
+    prefix: String,
+    line: Vec<u8>,
+}
+
+impl KmsgLines {
+    /// Opens `/dev/kmsg` for writing.
+    pub fn open(prefix: &str) -> io::Result<Self> {
+        let file = OpenOptions::new().write(true).open("/dev/kmsg")?;
+        Ok(Self {
+            file,
+            prefix: prefix.to_string(),
+            line: Vec::new(),
+        })
+    }
+
+    fn emit(&mut self) -> io::Result<()> {
+        use std::io::Write;
+        let mut record = format!("<6>{}", self.prefix).into_bytes();
+        record.extend_from_slice(&self.line);
+        self.line.clear();
+        self.file.write_all(&record)
+    }
+}
+
+impl std::io::Write for KmsgLines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for &b in buf {
+            if b == b'\n' {
+                self.emit()?;
+            } else {
+                self.line.push(b);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.line.is_empty() {
+            Ok(())
+        } else {
+            self.emit()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,47 +90,38 @@ pub(crate) fn ioeventfd(
         // A request naming no single size is refused by vfio-pci-core; check it as 8 bytes
         // so that no combination slips through here.
         let count = req.size().unwrap_or(8);
-        let hits = match i64::try_from(req.offset()) {
-            Ok(pos) => touches_block(dev, cxl, pos, count),
-            // Not a BAR offset at all: vfio-pci-core refuses it.
-            Err(_) => false,
-        };
-        if hits {
+        let pos = req.offset();
+        if vfio_pci::offset_to_index(pos) == cxl.comp_bar
+            && touches_block(dev, cxl, vfio_pci::offset_in_region(pos), count)
+        {
             return Err(EINVAL);
         }
     }
     dev.core_ioeventfd(&req)
 }
 
-/// Whether a device-file access at `pos` of `count` bytes touches the block.
+/// Whether an access of `count` bytes at `offset` of the component BAR touches the block.
 pub(crate) fn touches_block(
     dev: &CoreDevice<CxlVfioPci>,
     cxl: &CxlDevice,
-    pos: i64,
+    offset: u64,
     count: usize,
 ) -> bool {
-    let pos = pos as u64;
-    vfio_pci::offset_to_index(pos) == cxl.comp_bar
-        && sparse::touches_block(
-            bar_size(dev, cxl),
-            cxl.comp_offset,
-            vfio_pci::offset_in_region(pos),
-            count as u64,
-        )
+    sparse::touches_block(bar_size(dev, cxl), cxl.comp_offset, offset, count as u64)
 }
 
-/// A read or write of the component BAR that touches the block: the block's bytes are
-/// emulated, the bytes around it go to vfio-pci-core.
+/// A read or write of `count` bytes at `start` of the component BAR that touches the block:
+/// the block's bytes are emulated, the bytes around it go to vfio-pci-core. Returns the bytes
+/// transferred.
 pub(crate) fn rw(
     dev: &CoreDevice<CxlVfioPci>,
     cxl: &CxlDevice,
     buf: UserPtr,
     count: usize,
-    pos: &mut i64,
+    start: u64,
     write: bool,
 ) -> Result<usize> {
     let region_start = vfio_pci::index_to_offset(cxl.comp_bar);
-    let start = vfio_pci::offset_in_region(*pos as u64);
     let (block_start, block_end) = sparse::block_range(bar_size(dev, cxl), cxl.comp_offset);
     let mut done = 0usize;
     while done < count {
@@ -167,7 +158,6 @@ pub(crate) fn rw(
             Err(_) => break,
         }
     }
-    *pos += done as i64;
     Ok(done)
 }
 

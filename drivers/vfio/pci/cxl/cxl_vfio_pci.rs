@@ -37,7 +37,7 @@ use kernel::{
     vfio::{
         pci::{
             self as vfio_pci, CloseDevice, CoreDevice, DeviceInfoReply, FaultResult, OpenDevice,
-            RegionCaps, RegionFault, RegionInfoReply, RegionMap,
+            RegionCaps, RegionFault, RegionInfoReply, RegionMap, Syscall,
         },
         uapi,
     },
@@ -208,7 +208,7 @@ impl CxlVfioPci {
             open.dpa_index = dpa_index;
         }
         if let (Some((mem, _)), Some(index)) = (memory, dpa_index) {
-            dpa::open(dev, mem, index)?;
+            dpa::open(&dev.syscall(), mem, index)?;
         }
         Ok(())
     }
@@ -235,20 +235,38 @@ impl CxlVfioPci {
         }
     }
 
-    /// Whether a config write at `pos` of `count` bytes touches a register that can reset the
-    /// function or change its power state.
-    fn touches_power_regs(dev: &CoreDevice<Self>, pos: i64, count: usize) -> bool {
+    /// Decodes a read or write of `count` bytes at position `pos` of the device file, once:
+    /// which region, which offset in it, and what of the driver's it touches.
+    fn decode(
+        dev: &CoreDevice<Self>,
+        cxl: &CxlDevice,
+        pos: i64,
+        count: usize,
+        write: bool,
+    ) -> FileAccess {
         let pos = pos as u64;
-        if vfio_pci::offset_to_index(pos) != vfio_pci::CONFIG_REGION_INDEX {
-            return false;
+        let (index, offset) = (
+            vfio_pci::offset_to_index(pos),
+            vfio_pci::offset_in_region(pos),
+        );
+        if index == vfio_pci::CONFIG_REGION_INDEX {
+            let end = offset.saturating_add(count as u64);
+            let dvsec = cxl.config_map().touches(offset, count as u64, write);
+            let power = write
+                && dev.data().power_regs.iter().flatten().any(|&(reg, len)| {
+                    offset < u64::from(reg) + u64::from(len) && end > u64::from(reg)
+                });
+            if dvsec || power {
+                return FileAccess::Config {
+                    offset,
+                    dvsec,
+                    power,
+                };
+            }
+        } else if index == cxl.comp_bar && bar::touches_block(dev, cxl, offset, count) {
+            return FileAccess::Block { offset };
         }
-        let start = vfio_pci::offset_in_region(pos);
-        let end = start.saturating_add(count as u64);
-        dev.data()
-            .power_regs
-            .iter()
-            .flatten()
-            .any(|&(reg, len)| start < u64::from(reg) + u64::from(len) && end > u64::from(reg))
+        FileAccess::Core
     }
 
     /// A read or write of the config region that touches a CXL DVSEC: the Device DVSEC's bytes
@@ -259,11 +277,10 @@ impl CxlVfioPci {
         cxl: &CxlDevice,
         buf: UserPtr,
         count: usize,
-        pos: &mut i64,
+        start: u64,
         write: bool,
     ) -> Result<usize> {
         let region_start = vfio_pci::index_to_offset(vfio_pci::CONFIG_REGION_INDEX);
-        let start = vfio_pci::offset_in_region(*pos as u64);
         // As vfio-pci-core: an access that does not fit the config space fails whole, before
         // any of it is done.
         if start.saturating_add(count as u64) > u64::from(dev.pci_dev().cfg_size()) {
@@ -300,7 +317,6 @@ impl CxlVfioPci {
                 break;
             }
         }
-        *pos += done as i64;
         Ok(done)
     }
 
@@ -387,16 +403,29 @@ impl CxlVfioPci {
         };
         pdev.user_write_config_u16(hw.pos, value)
     }
+}
 
-    /// Whether a device-file access at `pos` of `count` bytes touches a CXL DVSEC that the
-    /// driver handles (see [`model::config`]).
-    fn touches_dvsec(cxl: &CxlDevice, pos: i64, count: usize, write: bool) -> bool {
-        let pos = pos as u64;
-        vfio_pci::offset_to_index(pos) == vfio_pci::CONFIG_REGION_INDEX
-            && cxl
-                .config_map()
-                .touches(vfio_pci::offset_in_region(pos), count as u64, write)
-    }
+/// A read or write of the device file, decoded once from its position (see
+/// [`CxlVfioPci::decode`]).
+enum FileAccess {
+    /// Config space at `offset`: through the CXL DVSEC emulation when `dvsec`, with the DPA
+    /// region revoked around it when `power` (a write to PM Control).
+    Config {
+        offset: u64,
+        dvsec: bool,
+        power: bool,
+    },
+    /// The component register BAR at `offset`, touching the component block.
+    Block { offset: u64 },
+    /// Nothing of the driver's: vfio-pci-core's alone.
+    Core,
+}
+
+/// Advances the file position by what a transfer did.
+fn advance(pos: &mut i64, done: Result<usize>) -> Result<usize> {
+    let n = done?;
+    *pos += n as i64;
+    Ok(n)
 }
 
 #[vtable]
@@ -493,12 +522,25 @@ impl vfio_pci::Driver for CxlVfioPci {
         dpa::error_detected(dev);
     }
 
+    fn suspend(dev: &CoreDevice<Self>) -> Result {
+        // The function may lose power, which clears decoder 0 as a reset does.
+        dpa::begin_change(dev);
+        Ok(())
+    }
+
+    fn resume(dev: &CoreDevice<Self>) -> Result {
+        // As after a reset: the region waits for a restore, which the next access does (a
+        // resume must not wait for the media); a closed device is restored now.
+        Self::reset_done(dev);
+        Ok(())
+    }
+
     fn error_resumed(dev: &CoreDevice<Self>) {
         dev.data().shadows_stale.store(true, Ordering::Release);
         dpa::error_resumed(dev);
     }
 
-    fn ioctl(dev: &CoreDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(dev: &mut Syscall<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
         let Some(cxl) = &dev.data().cxl else {
             return dev.core_ioctl(cmd, arg);
         };
@@ -517,7 +559,12 @@ impl vfio_pci::Driver for CxlVfioPci {
         }
     }
 
-    fn device_feature(dev: &CoreDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
+    fn device_feature(
+        dev: &mut Syscall<'_, Self>,
+        flags: u32,
+        arg: UserPtr,
+        argsz: usize,
+    ) -> Result {
         let power_change = dev.data().cxl.is_some()
             && flags & uapi::DEVICE_FEATURE_SET != 0
             && flags & uapi::DEVICE_FEATURE_PROBE == 0
@@ -537,13 +584,24 @@ impl vfio_pci::Driver for CxlVfioPci {
         ret
     }
 
-    fn read(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
-        match &dev.data().cxl {
-            Some(cxl) if Self::touches_dvsec(cxl, *pos, count, false) => {
-                Self::config_rw(dev, cxl, buf, count, pos, false)
-            }
-            Some(cxl) if bar::touches_block(dev, cxl, *pos, count) => {
-                bar::rw(dev, cxl, buf, count, pos, false)
+    fn read(
+        dev: &mut Syscall<'_, Self>,
+        buf: UserPtr,
+        count: usize,
+        pos: &mut i64,
+    ) -> Result<usize> {
+        let core = dev.device();
+        let Some(cxl) = &core.data().cxl else {
+            return dev.core_read(buf, count, pos);
+        };
+        match Self::decode(core, cxl, *pos, count, false) {
+            FileAccess::Config {
+                offset,
+                dvsec: true,
+                ..
+            } => advance(pos, Self::config_rw(core, cxl, buf, count, offset, false)),
+            FileAccess::Block { offset } => {
+                advance(pos, bar::rw(core, cxl, buf, count, offset, false))
             }
             _ => dev.core_read(buf, count, pos),
         }
@@ -556,22 +614,33 @@ impl vfio_pci::Driver for CxlVfioPci {
         }
     }
 
-    fn write(dev: &CoreDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
-        let Some(cxl) = &dev.data().cxl else {
+    fn write(
+        dev: &mut Syscall<'_, Self>,
+        buf: UserPtr,
+        count: usize,
+        pos: &mut i64,
+    ) -> Result<usize> {
+        let core = dev.device();
+        let Some(cxl) = &core.data().cxl else {
             return dev.core_write(buf, count, pos);
         };
-        // A write that may start an FLR or change the power state: the DPA region is revoked
-        // before it reaches the device and restored after.
-        let power_change = Self::touches_power_regs(dev, *pos, count);
+        let access = Self::decode(core, cxl, *pos, count, true);
+        // A write that may change the power state: the DPA region is revoked before it
+        // reaches the device and restored after.
+        let power_change = matches!(access, FileAccess::Config { power: true, .. });
         if power_change {
             dpa::begin_change_exclusive(dev);
         }
-        let ret = if Self::touches_dvsec(cxl, *pos, count, true) {
-            Self::config_rw(dev, cxl, buf, count, pos, true)
-        } else if bar::touches_block(dev, cxl, *pos, count) {
-            bar::rw(dev, cxl, buf, count, pos, true)
-        } else {
-            dev.core_write(buf, count, pos)
+        let ret = match access {
+            FileAccess::Config {
+                offset,
+                dvsec: true,
+                ..
+            } => advance(pos, Self::config_rw(core, cxl, buf, count, offset, true)),
+            FileAccess::Block { offset } => {
+                advance(pos, bar::rw(core, cxl, buf, count, offset, true))
+            }
+            _ => dev.core_write(buf, count, pos),
         };
         if power_change {
             dpa::end_change(dev);
@@ -581,7 +650,7 @@ impl vfio_pci::Driver for CxlVfioPci {
     }
 
     fn region_rw(
-        dev: &CoreDevice<Self>,
+        dev: &mut Syscall<'_, Self>,
         id: usize,
         buf: UserPtr,
         count: usize,
@@ -639,7 +708,11 @@ impl vfio_pci::Driver for CxlVfioPci {
         }
     }
 
-    fn region_fault(dev: &CoreDevice<Self>, id: usize, fault: &RegionFault<'_>) -> FaultResult {
+    fn region_fault(
+        dev: &mut Syscall<'_, Self>,
+        id: usize,
+        fault: &RegionFault<'_>,
+    ) -> FaultResult {
         match id {
             DPA_REGION => dpa::fault(dev, fault),
             _ => FaultResult::SIGBUS,

@@ -45,12 +45,14 @@ use crate::{
 use kernel::{
     delay::{cond_resched, msleep},
     dev_dbg, dev_err, dev_warn, fmt,
-    io::mem::{self, DeviceMemory},
+    io::mem::{self, CxlWindowRange, DeviceMemory},
     pci,
     prelude::*,
     str::CString,
     uaccess::{UserPtr, UserSlice},
-    vfio::pci::{CoreDevice, FaultResult, MemoryReadGuard, RegionFault, RegionMap},
+    vfio::pci::{
+        CoreDevice, FaultResult, MemoryReadGuard, RegionFault, RegionMap, RegionMemory, Syscall,
+    },
 };
 
 /// The locked DPA state.
@@ -78,8 +80,9 @@ const TRANSFER_CHUNK: usize = 32 * 1024;
 
 /// The DPA state of the device; the `dpa` lock of [`crate::DeviceState`] protects it.
 pub(crate) struct DpaState {
-    /// The claimed and mapped range while the device is open with a DPA region.
-    mem: Option<DeviceMemory>,
+    /// The claimed and mapped range while the device is open with a DPA region; dropping it
+    /// removes every user mapping of the region.
+    mem: Option<RegionMemory>,
     /// Whether the region may be used, and what keeps it from being used.
     gate: Gate,
     /// Region index of the DPA region in this open.
@@ -113,11 +116,22 @@ fn firmware(dev: &CoreDevice<CxlVfioPci>) -> Option<(&CxlDevice, &FirmwareDecode
     Some((cxl, cxl.firmware.as_ref()?))
 }
 
-/// Claims and maps the range decoder 0 decodes, named after the device in `/proc/iomem`.
+/// Claims and maps the range decoder 0 decodes, named after the device in `/proc/iomem`. The
+/// range was checked at bind to lie in a CXL window; the kernel crate checks it again, since
+/// only such a range may be mapped write-back.
 pub(crate) fn claim(pdev: &pci::Device, fw: &FirmwareDecoder) -> Result<DeviceMemory> {
     let size = usize::try_from(fw.size).map_err(|_| EINVAL)?;
+    let range = CxlWindowRange::find(fw.base, size).inspect_err(|e| {
+        dev_err!(
+            pdev.as_dev(),
+            "DPA range [mem {:#x}-{:#x}] is not in a CXL window: {:?}\n",
+            fw.base,
+            fw.base + fw.size - 1,
+            e
+        )
+    })?;
     let name = CString::try_from_fmt(fmt!("cxl-vfio-pci {}", pdev.name()))?;
-    DeviceMemory::claim(fw.base, size, name).inspect_err(|e| {
+    DeviceMemory::claim(&range, name).inspect_err(|e| {
         if *e == EBUSY {
             let owner = if mem::intersects_system_ram(fw.base, size) {
                 "System RAM"
@@ -139,9 +153,10 @@ pub(crate) fn claim(pdev: &pci::Device, fw: &FirmwareDecoder) -> Result<DeviceMe
 
 /// Starts an open: `mem` backs region `index`; every chunk is to be scrubbed again. Then makes
 /// the region active if decoder 0 can be restored (the open-time reset may have cleared it).
-pub(crate) fn open(dev: &CoreDevice<CxlVfioPci>, mem: DeviceMemory, index: u32) -> Result {
+pub(crate) fn open(dev: &Syscall<'_, CxlVfioPci>, mem: DeviceMemory, index: u32) -> Result {
     let mut scrubbed = KVec::new();
     scrubbed.extend_with(rules::scrub_map_words(mem.len() as u64), 0, GFP_KERNEL)?;
+    let mem = dev.region_memory(index, mem);
     {
         let mut st = dev.data().dpa.lock();
         st.mem = Some(mem);
@@ -200,9 +215,9 @@ enum Unavailable {
 
 /// `memory_lock` (read) and the `dpa` lock, taken once no reset or power change is under way:
 /// while one is, this waits for it without holding either (it needs them).
-fn lock_settled(
-    dev: &CoreDevice<CxlVfioPci>,
-) -> Result<(MemoryReadGuard<'_, CxlVfioPci>, DpaGuard<'_>), Unavailable> {
+fn lock_settled<'a>(
+    dev: &'a Syscall<'_, CxlVfioPci>,
+) -> Result<(MemoryReadGuard<'a, CxlVfioPci>, DpaGuard<'a>), Unavailable> {
     loop {
         let memory = dev.memory_lock_read();
         if !memory.is_powered() {
@@ -223,7 +238,7 @@ fn lock_settled(
 /// [`lock_settled`], with the region active: restored first if it waits for a restore. A restore
 /// that finds the device memory inactive drops the locks, waits for it, and tries once more.
 fn lock_active<'a>(
-    dev: &'a CoreDevice<CxlVfioPci>,
+    dev: &'a Syscall<'_, CxlVfioPci>,
     cxl: &CxlDevice,
     fw: &FirmwareDecoder,
 ) -> Result<(MemoryReadGuard<'a, CxlVfioPci>, DpaGuard<'a>), Unavailable> {
@@ -242,14 +257,13 @@ fn lock_active<'a>(
                 );
                 waited_for_media = true;
             }
-            Activation::MediaNotReady | Activation::Unusable => {
-                return Err(Unavailable::Inactive)
-            }
+            Activation::MediaNotReady | Activation::Unusable => return Err(Unavailable::Inactive),
         }
     }
 }
 
-/// Last step of a close: the memory is unmapped and the range released.
+/// Last step of a close: the memory is unmapped (with any user mapping left) and the range
+/// released.
 pub(crate) fn close(dev: &CoreDevice<CxlVfioPci>) {
     let mem = {
         let mut st = dev.data().dpa.lock();
@@ -296,9 +310,10 @@ pub(crate) fn begin_change(dev: &CoreDevice<CxlVfioPci>) {
 
 /// [`begin_change`] with `memory_lock` held for write: before a power change the driver
 /// forwards.
-pub(crate) fn begin_change_exclusive(dev: &CoreDevice<CxlVfioPci>) {
+pub(crate) fn begin_change_exclusive(dev: &mut Syscall<'_, CxlVfioPci>) {
+    let core = dev.device();
     let _memory = dev.memory_lock_write();
-    begin_change(dev);
+    begin_change(core);
 }
 
 /// A reset or power change is over: once nothing else is under way, the region waits for a
@@ -322,7 +337,7 @@ pub(crate) fn error_resumed(dev: &CoreDevice<CxlVfioPci>) {
 
 /// Restores and reactivates the region now if it waits for it and the device is powered; the
 /// driver calls it after the ioctls that reset the device or change its power state.
-pub(crate) fn ensure_active(dev: &CoreDevice<CxlVfioPci>) {
+pub(crate) fn ensure_active(dev: &Syscall<'_, CxlVfioPci>) {
     let Some((cxl, fw)) = firmware(dev) else {
         return;
     };
@@ -513,7 +528,7 @@ pub(crate) fn mmap(dev: &CoreDevice<CxlVfioPci>, map: &RegionMap<'_>) -> Result 
 }
 
 /// Serves a fault in a mapping of the region.
-pub(crate) fn fault(dev: &CoreDevice<CxlVfioPci>, fault: &RegionFault<'_>) -> FaultResult {
+pub(crate) fn fault(dev: &Syscall<'_, CxlVfioPci>, fault: &RegionFault<'_>) -> FaultResult {
     let Some((cxl, fw)) = firmware(dev) else {
         return FaultResult::SIGBUS;
     };
@@ -547,7 +562,7 @@ pub(crate) fn fault(dev: &CoreDevice<CxlVfioPci>, fault: &RegionFault<'_>) -> Fa
 /// to its end. User memory is copied outside the locks, through a bounce buffer, so that a
 /// user buffer that is itself a mapping of the region cannot deadlock.
 pub(crate) fn rw(
-    dev: &CoreDevice<CxlVfioPci>,
+    dev: &Syscall<'_, CxlVfioPci>,
     buf: UserPtr,
     count: usize,
     offset: u64,
@@ -585,7 +600,7 @@ pub(crate) fn rw(
 /// once the device is powered, the region active and the touched chunks scrubbed. `EIO`
 /// otherwise.
 fn with_memory(
-    dev: &CoreDevice<CxlVfioPci>,
+    dev: &Syscall<'_, CxlVfioPci>,
     cxl: &CxlDevice,
     fw: &FirmwareDecoder,
     offset: u64,
