@@ -203,6 +203,20 @@ pub trait Driver: Sized + 'static {
         Ok(())
     }
 
+    /// A user's write to the PM Control register is about to change the function's power state
+    /// (never called for a write of the current state). vfio-pci-core holds its `memory_lock`
+    /// for write; the constraints of [`Driver::reset_prepare`] apply. Revoke what the change may
+    /// clear (a D3hot to D0 transition may reset the function).
+    fn set_power_prepare(dev: &CoreDevice<Self>) {
+        let _ = dev;
+    }
+
+    /// The change [`Driver::set_power_prepare`] announced is over. The constraints of
+    /// [`Driver::reset_done`] apply.
+    fn set_power_done(dev: &CoreDevice<Self>) {
+        let _ = dev;
+    }
+
     /// `mmap` of a device-specific region registered with [`REGION_FLAG_MMAP`]: vfio-pci-core
     /// has checked that the mapping is shared and that its offset names the region. Check the
     /// range; on success the VMA becomes a `VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP`
@@ -1293,10 +1307,42 @@ impl<T: Driver> Adapter<T> {
         from_result(|| T::region_info(dev, &mut reply).map(|()| 0))
     }
 
-    const SLEEP_OPS: bindings::vfio_pci_sleep_ops = bindings::vfio_pci_sleep_ops {
+    const PM_HOOKS: bindings::vfio_pci_pm_hooks = bindings::vfio_pci_pm_hooks {
         suspend: Some(Self::sleep_suspend_callback),
         resume: Some(Self::sleep_resume_callback),
+        set_power_prepare: if T::HAS_SET_POWER_PREPARE {
+            Some(Self::set_power_prepare_callback)
+        } else {
+            None
+        },
+        set_power_done: if T::HAS_SET_POWER_DONE {
+            Some(Self::set_power_done_callback)
+        } else {
+            None
+        },
     };
+
+    /// # Safety
+    ///
+    /// Called by vfio-pci-core's PM Control write on a registered device of `T`, with its
+    /// `memory_lock` held for write.
+    unsafe extern "C" fn set_power_prepare_callback(
+        vdev: *mut bindings::vfio_pci_core_device,
+        _state: bindings::pci_power_t,
+    ) {
+        // SAFETY: As the function's safety requirements say.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(ptr::addr_of_mut!((*vdev).vdev)) };
+        T::set_power_prepare(dev);
+    }
+
+    /// # Safety
+    ///
+    /// As for `set_power_prepare_callback`.
+    unsafe extern "C" fn set_power_done_callback(vdev: *mut bindings::vfio_pci_core_device) {
+        // SAFETY: As the function's safety requirements say.
+        let dev = unsafe { CoreDevice::<T>::from_vdev(ptr::addr_of_mut!((*vdev).vdev)) };
+        T::set_power_done(dev);
+    }
 
     /// # Safety
     ///
@@ -1738,8 +1784,12 @@ impl<T: Driver> Adapter<T> {
                 if T::HAS_DEVICE_INFO || T::HAS_REGION_INFO {
                     (*container).core.info_ops = &Self::INFO_OPS;
                 }
-                if T::HAS_SUSPEND || T::HAS_RESUME {
-                    (*container).core.sleep_ops = &Self::SLEEP_OPS;
+                if T::HAS_SUSPEND
+                    || T::HAS_RESUME
+                    || T::HAS_SET_POWER_PREPARE
+                    || T::HAS_SET_POWER_DONE
+                {
+                    (*container).core.pm_hooks = &Self::PM_HOOKS;
                 }
                 (*container).data_initialised = true;
                 bindings::dev_set_drvdata(ptr::addr_of_mut!((*pdev).dev), container.cast());

@@ -732,6 +732,31 @@ impl Device {
         Ok(u16::from_le_bytes(b))
     }
 
+    /// Writes a 16-bit little-endian config-space register through the CONFIG region.
+    pub fn config_write16(&self, offset: u64, value: u16) -> io::Result<()> {
+        self.write_region(VFIO_PCI_CONFIG_REGION_INDEX, offset, &value.to_le_bytes())
+    }
+
+    /// Offset of the PCI Power Management capability in config space, as the user sees it
+    /// through the CONFIG region; `None` when the device has none.
+    pub fn pm_cap(&self) -> io::Result<Option<u64>> {
+        const CAPABILITY_LIST: u64 = 0x34;
+        const CAP_ID_PM: u16 = 0x01;
+        let mut at = u64::from(self.config_read16(CAPABILITY_LIST)? & 0xfc);
+        // 48 capabilities at most fit in the 192 bytes after the header.
+        for _ in 0..48 {
+            if at == 0 {
+                break;
+            }
+            let header = self.config_read16(at)?;
+            if header & 0xff == CAP_ID_PM {
+                return Ok(Some(at));
+            }
+            at = u64::from(header >> 8) & 0xfc;
+        }
+        Ok(None)
+    }
+
     /// Reads a 32-bit little-endian config-space register through the CONFIG region.
     pub fn config_read32(&self, offset: u64) -> io::Result<u32> {
         let mut b = [0u8; 4];

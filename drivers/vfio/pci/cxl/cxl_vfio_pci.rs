@@ -113,8 +113,9 @@ struct DeviceState {
     /// region closes): accesses that found one under way wait for it.
     #[pin]
     dpa_settled: CondVar,
-    /// Config-space byte ranges `(start, len)` whose writes change the function's power state
-    /// without a PCI core callback: the DPA region is revoked around them.
+    /// Config-space byte ranges `(start, len)` whose writes may change the function's power
+    /// state: vfio-pci-core revokes through `set_power_prepare` when they really do, and the
+    /// driver restores after them.
     power_regs: [Option<(u16, u16)>; 1],
 }
 
@@ -409,7 +410,7 @@ impl CxlVfioPci {
 /// [`CxlVfioPci::decode`]).
 enum FileAccess {
     /// Config space at `offset`: through the CXL DVSEC emulation when `dvsec`, with the DPA
-    /// region revoked around it when `power` (a write to PM Control).
+    /// region restored after it when `power` (a write to PM Control).
     Config {
         offset: u64,
         dvsec: bool,
@@ -464,10 +465,10 @@ impl vfio_pci::Driver for CxlVfioPci {
                 }
             }
         };
-        // PM Control/Status: its writes change the power state without any PCI core callback. (An
-        // FLR requested through PCIe Device Control or AF Control needs no such care:
-        // vfio-pci-core starts it with `pci_try_reset_function` under `memory_lock`, so
-        // `reset_prepare` revokes.)
+        // PM Control/Status: its writes may change the power state, with no PCI core callback
+        // (vfio-pci-core's set_power hooks revoke). (An FLR requested through PCIe Device
+        // Control or AF Control needs no such care: vfio-pci-core starts it with
+        // `pci_try_reset_function` under `memory_lock`, so `reset_prepare` revokes.)
         let power_regs = [pdev.pm_cap().map(|cap| (cap + pci::PM_CTRL, 2))];
         try_pin_init!(DeviceState {
             cxl,
@@ -526,6 +527,16 @@ impl vfio_pci::Driver for CxlVfioPci {
         // The function may lose power, which clears decoder 0 as a reset does.
         dpa::begin_change(dev);
         Ok(())
+    }
+
+    fn set_power_prepare(dev: &CoreDevice<Self>) {
+        // Only for a real change: a write of the current state (clearing PME_Status) keeps the
+        // mappings.
+        dpa::begin_change(dev);
+    }
+
+    fn set_power_done(dev: &CoreDevice<Self>) {
+        dpa::end_change(dev);
     }
 
     fn resume(dev: &CoreDevice<Self>) -> Result {
@@ -625,12 +636,9 @@ impl vfio_pci::Driver for CxlVfioPci {
             return dev.core_write(buf, count, pos);
         };
         let access = Self::decode(core, cxl, *pos, count, true);
-        // A write that may change the power state: the DPA region is revoked before it
-        // reaches the device and restored after.
-        let power_change = matches!(access, FileAccess::Config { power: true, .. });
-        if power_change {
-            dpa::begin_change_exclusive(dev);
-        }
+        // A write to PM Control: vfio-pci-core calls set_power_prepare() and set_power_done()
+        // around a real change of the power state (which revoke); restore after it.
+        let power_write = matches!(access, FileAccess::Config { power: true, .. });
         let ret = match access {
             FileAccess::Config {
                 offset,
@@ -642,8 +650,7 @@ impl vfio_pci::Driver for CxlVfioPci {
             }
             _ => dev.core_write(buf, count, pos),
         };
-        if power_change {
-            dpa::end_change(dev);
+        if power_write {
             dpa::ensure_active(dev);
         }
         ret

@@ -809,6 +809,12 @@ const STEPS: &[Step] = &[
         run: dpa_scrub_cost,
     },
     Step {
+        name: "dpa_pm_control",
+        deps: DPA,
+        open: true,
+        run: dpa_pm_control,
+    },
+    Step {
         name: "dpa_stress_resets",
         deps: DPA,
         open: true,
@@ -2194,6 +2200,70 @@ fn closed_device_keeps_firmware_decoder(ctx: &mut Ctx, diag: &mut Vec<String>) -
     if ctx.dpa.is_none() {
         return Err("no DPA region after binding again".into());
     }
+    Ok(())
+}
+
+// --- PM Control --------------------------------------------------------------------
+
+/// PM Control/Status (offset 4 of the PM capability): PowerState in bits 1:0, PME_Status
+/// (bit 15) write-one-to-clear.
+const PM_CTRL: u64 = 4;
+const PM_CTRL_STATE_MASK: u16 = 0x3;
+const PM_CTRL_PME_STATUS: u16 = 1 << 15;
+const PM_STATE_D3HOT: u16 = 0x3;
+/// What the PM Control step writes and reads through the mapping.
+const PM_TOUCH_LEN: usize = 8 * MIB;
+
+/// A user's PM Control writes: one of the current state (D0, clearing PME_Status, which
+/// vfio-pci-core treats as no change) keeps the DPA mapping, not a single fault after it; D3hot
+/// and back to D0 revokes it (it faults again) and the data is intact after.
+fn dpa_pm_control(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    ctx.dpa_len(PM_TOUCH_LEN)?;
+    let pm = ctx
+        .dev()?
+        .pm_cap()
+        .map_err(|e| format!("capability list: {e}"))?
+        .ok_or_else(|| Failure::Skip("the device has no PM capability".into()))?;
+    let ctrl_at = pm + PM_CTRL;
+    let map = ctx.map_dpa()?;
+    let seed = ctx.seed ^ 0x9e;
+    map.write_bytes(0, &pattern::bytes(seed, 0, PM_TOUCH_LEN));
+    let dev = ctx.dev()?;
+    let ctrl = dev
+        .config_read16(ctrl_at)
+        .map_err(|e| format!("PM Control: {e}"))?;
+    if ctrl & PM_CTRL_STATE_MASK != 0 {
+        return Err(format!("PM Control {ctrl:#06x}: the function is not in D0").into());
+    }
+    touch_pages(&map, PM_TOUCH_LEN)?;
+
+    dev.config_write16(ctrl_at, ctrl | PM_CTRL_PME_STATUS)
+        .map_err(|e| format!("PM Control write of D0: {e}"))?;
+    let same_state = touch_pages(&map, PM_TOUCH_LEN)?;
+    if same_state != 0 {
+        return Err(format!(
+            "{same_state} faults after a PM Control write of the current state (D0): the mapping was revoked"
+        )
+        .into());
+    }
+
+    dev.config_write16(ctrl_at, (ctrl & !PM_CTRL_STATE_MASK) | PM_STATE_D3HOT)
+        .map_err(|e| format!("PM Control write of D3hot: {e}"))?;
+    dev.config_write16(ctrl_at, ctrl & !PM_CTRL_STATE_MASK)
+        .map_err(|e| format!("PM Control write of D0: {e}"))?;
+    let after_d3 = touch_pages(&map, PM_TOUCH_LEN)?;
+    if after_d3 == 0 {
+        return Err("no fault after D3hot and back to D0: the mapping was not revoked".into());
+    }
+    compare(
+        "after D3hot and back",
+        0,
+        &map.read_vec(0, PM_TOUCH_LEN),
+        &pattern::bytes(seed, 0, PM_TOUCH_LEN),
+    )?;
+    diag.push(format!(
+        "PM capability at {pm:#x}: 0 faults after a write of D0, {after_d3} after D3hot and back, data intact"
+    ));
     Ok(())
 }
 
