@@ -1427,9 +1427,6 @@ fn comp_regs_locked_ctrl(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
 // The component register BAR through VFIO
 // ---------------------------------------------------------------------------
 
-/// Size of a CXL component register block.
-const COMP_BLOCK_SIZE: u64 = 0x10000;
-
 /// The component register BAR as the tests see it.
 #[derive(Debug, Clone)]
 struct CompBar {
@@ -1481,28 +1478,6 @@ impl CompBar {
     fn emulated(&self, off: u64, comp_size: u64) -> bool {
         off >= self.cm() && off < self.cm() + comp_size
     }
-}
-
-/// The size of a component register block at `block` in a BAR of `bar_size` bytes.
-fn comp_block_size(bar_size: u64, block: u64) -> u64 {
-    COMP_BLOCK_SIZE.min(bar_size.saturating_sub(block))
-}
-
-/// Reference for the sparse mmap areas of the component BAR: the parts of
-/// `[0, bar_size)` outside the pages the block `[block, block + 64 KiB)`
-/// touches, as `(offset, size)`, never an empty one.
-fn expected_sparse_areas(bar_size: u64, block: u64, page: u64) -> Vec<(u64, u64)> {
-    let end = block + comp_block_size(bar_size, block);
-    let lo = block / page * page;
-    let hi = end.div_ceil(page).saturating_mul(page).min(bar_size);
-    let mut areas = Vec::new();
-    if lo > 0 {
-        areas.push((0, lo));
-    }
-    if hi < bar_size {
-        areas.push((hi, bar_size - hi));
-    }
-    areas
 }
 
 /// `n` dwords from `off` of BAR `bar` of `bdf` as the host sees them: 32-bit
@@ -3096,40 +3071,7 @@ mod tests {
     }
 
     #[test]
-    fn component_bar_reference() {
-        let page = 0x1000;
-        assert_eq!(comp_block_size(0x10000, 0), 0x10000);
-        assert_eq!(comp_block_size(0x18000, 0x10000), 0x8000);
-        assert_eq!(comp_block_size(0x100000, 0x20000), 0x10000);
-        // The block fills the BAR (the QEMU device): nothing to map.
-        assert_eq!(expected_sparse_areas(0x10000, 0, page), []);
-        // At the start, at the end, in the middle.
-        assert_eq!(
-            expected_sparse_areas(0x20000, 0, page),
-            [(0x10000, 0x10000)]
-        );
-        assert_eq!(
-            expected_sparse_areas(0x20000, 0x10000, page),
-            [(0, 0x10000)]
-        );
-        assert_eq!(
-            expected_sparse_areas(0x40000, 0x10000, page),
-            [(0, 0x10000), (0x20000, 0x20000)]
-        );
-        // A block that is not page aligned takes whole pages.
-        assert_eq!(
-            expected_sparse_areas(0x40000, 0x10800, page),
-            [(0, 0x10000), (0x21000, 0x1f000)]
-        );
-        // Cut short by the end of the BAR.
-        assert_eq!(
-            expected_sparse_areas(0x18000, 0x10000, page),
-            [(0, 0x10000)]
-        );
-        assert_eq!(
-            expected_sparse_areas(0x18000, 0x10800, 0x10000),
-            [(0, 0x10000)]
-        );
+    fn raw_region_info_fields() {
         let raw: Vec<u8> = [32u32, 3, 0, 0]
             .iter()
             .flat_map(|v| v.to_ne_bytes())
