@@ -18,9 +18,11 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use cxlvfio::accel::{self, CompBlock};
 use cxlvfio::cli;
@@ -32,6 +34,7 @@ use cxlvfio::cxl::{
     HDM_DECODER_STRIDE, HDM_GLOBAL_CTRL, VFIO_REGION_TYPE_CXL,
 };
 use cxlvfio::error::raw_os_error;
+use cxlvfio::ioeventfd;
 use cxlvfio::ktap::{Failure, Ktap, StepResult};
 use cxlvfio::mmap::{Mapping, PAGE_SIZE};
 use cxlvfio::uapi::{
@@ -393,6 +396,11 @@ const STEPS: &[Step] = &[
         name: "comp_block_writes_emulated",
         deps: &["comp_regs_decoders", "comp_bar_areas_mmap"],
         run: comp_block_writes_emulated,
+    },
+    Step {
+        name: "ioeventfd_block_refused_doorbell_rings",
+        deps: &["comp_regs_decoders", "comp_bar_areas_mmap"],
+        run: ioeventfd_block_refused_doorbell_rings,
     },
     Step {
         name: "reset_clears_accel_keeps_mappings",
@@ -1088,6 +1096,71 @@ fn comp_block_writes_emulated(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResu
     }
     if ctx.comp_read(gctl)? != original {
         problems.push("the HDM global control was not restored".to_string());
+    }
+    all_ok(problems, diag)
+}
+
+/// An ioeventfd makes the kernel write the BAR when its eventfd is signalled, past read and
+/// write: on the block (decoder 0 Control) it must be refused; on the accelerator's doorbell,
+/// outside the block, it is vfio-pci's and rings the doorbell once per signal.
+fn ioeventfd_block_refused_doorbell_rings(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let (hdm, _, _) = ctx.comp_hdm()?;
+    let region_offset = ctx.region()?.offset;
+    let dev = ctx.dev()?;
+    let eventfd = ioeventfd::eventfd().map_err(|e| format!("eventfd: {e}"))?;
+    let efd = eventfd.as_raw_fd();
+    let mut problems = Vec::new();
+    let block_ctrl = ctx.block + CXL_CM_OFFSET + (hdm + HDM_DECODER_FIRST + DEC_CTRL) as u64;
+    for off in [ctx.block, block_ctrl] {
+        let r = ioeventfd::set(dev, region_offset + off, 0, efd);
+        diag.push(format!(
+            "ioeventfd on BAR{} +{off:#x} (in the block): {r:?}",
+            ctx.bar
+        ));
+        match r {
+            Err(e) if raw_os_error(&e) == Some(libc::EINVAL) => {}
+            Ok(()) => {
+                let _ = ioeventfd::set(dev, region_offset + off, 0, -1);
+                problems.push(format!(
+                    "an ioeventfd on the block at BAR{} +{off:#x} was accepted",
+                    ctx.bar
+                ));
+            }
+            Err(e) => problems.push(format!("ioeventfd on the block: {e}, expected EINVAL")),
+        }
+    }
+    let bell = ctx.slots()[0] + accel::REG_DOORBELL;
+    let data = 0x00e7_e47f_u64;
+    ioeventfd::set(dev, region_offset + bell, data, efd).map_err(|e| {
+        format!(
+            "ioeventfd on the doorbell at BAR{} +{bell:#x}: {e}",
+            ctx.bar
+        )
+    })?;
+    let before = ctx.doorbell_count()?;
+    let signals = 3;
+    let mut count = before;
+    for _ in 0..signals {
+        ioeventfd::signal(eventfd.as_fd()).map_err(|e| format!("signal: {e}"))?;
+        // The kernel writes from a worker: wait for this ring before the next signal, which
+        // the eventfd would otherwise merge with it.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while ctx.doorbell_count()? == count && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        count = ctx.doorbell_count()?;
+    }
+    let value = ctx.mmio_read32(bell)?;
+    ioeventfd::set(dev, region_offset + bell, data, -1)
+        .map_err(|e| format!("removing the doorbell ioeventfd: {e}"))?;
+    diag.push(format!(
+        "ioeventfd on the doorbell at BAR{} +{bell:#x}: {signals} signals, count {before} -> {count}, doorbell {value:#x}",
+        ctx.bar
+    ));
+    if count != before + signals || u64::from(value) != data {
+        problems.push(format!(
+            "{signals} signals of the doorbell ioeventfd: count {before} -> {count}, doorbell {value:#x}, expected +{signals} and {data:#x}"
+        ));
     }
     all_ok(problems, diag)
 }
