@@ -581,10 +581,22 @@ fn memory_decoding(ep: &Endpoint) -> bool {
     command(ep) & PCI_COMMAND_MEMORY != 0
 }
 
+/// Whether the endpoint is in D3hot, where its BARs do not decode.
+fn in_d3hot(ep: &Endpoint) -> bool {
+    matches!(dvsec::power_state(&ep.cfg), Ok(Some(dvsec::PM_STATE_D3HOT)))
+}
+
 /// Maps the endpoint component registers through sysfs `resource<BIR>`.
 /// With `enable`, turns on Memory Space decoding first when it is off (a
 /// device without a driver may have it off, and firmware would enable it).
 fn map_endpoint(ep: &Endpoint, enable: bool) -> Result<Mmio> {
+    if in_d3hot(ep) {
+        return Err(format!(
+            "{} is in D3hot: its BARs do not decode (a bound driver such as vfio-pci \
+             suspends it while unused; unbind it or open it first)",
+            ep.bdf
+        ));
+    }
     if !memory_decoding(ep) {
         let cmd = command(ep);
         if !enable {
@@ -929,6 +941,11 @@ fn show(opts: &Options) -> Result<()> {
                 if !memory_decoding(&ep) {
                     // Normal before any driver or this tool enabled the device.
                     println!("  registers not read: memory space decoding is disabled");
+                } else if in_d3hot(&ep) {
+                    // vfio-pci runtime-suspends a bound device nobody has open.
+                    println!(
+                        "  registers not read: the device is in D3hot, its BARs do not decode"
+                    );
                 } else if let Err(e) = map_endpoint(&ep, false).and_then(|m| print_hdm(&m, &who)) {
                     fail(e);
                 }
