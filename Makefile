@@ -18,7 +18,7 @@ kernel: setup
 	@scripts/kbuild.sh
 
 # The project's QEMU (Debian's 10.0 source + qemu/patches, with the cxl-accel device), cached.
-# Not used by the test VM yet, which runs Debian 12's QEMU 7.2.
+# The test VM runs Debian 12's QEMU 7.2 unless VM_QEMU_FLAVOR=project (see scripts/vm-run.sh).
 qemu:
 	@scripts/qemu-build.sh
 

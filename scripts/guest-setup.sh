@@ -3,6 +3,10 @@
 # binds the driver as asked, then runs the user's command with its output and
 # exit status saved in the run directory that the host reads back.
 #   guest-setup.sh none|fw|bind MODARGS RUN_DIR
+# fw and bind act on every CXL.mem device (cxl-fwemu find --all): one type-3 with Debian's
+# QEMU, a type-3 and the cxl-accel accelerator with the project's. The command sees
+# CXL_BDF (the first one that is not the accelerator) and ACCEL_BDF (the accelerator,
+# 1b36:00ca; unset when there is none).
 set -u
 setup=$1 modargs=$2 run_dir=$3
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,19 +18,33 @@ out="$run_dir/out"
 cat /dev/kmsg >"$run_dir/kmsg" 2>/dev/null </dev/null &
 fail() { echo "guest-setup: $*" >>"$out"; dmesg >>"$run_dir/dmesg"; echo 125 >"$run_dir/rc"; exit 0; }
 
+fwemu="$REPO/target/release/cxl-fwemu"
+endpoints=()
 if [ "$setup" != none ]; then
-	"$REPO/target/release/cxl-fwemu" >"$run_dir/fwemu" 2>&1 || { cat "$run_dir/fwemu" >>"$out"; fail "firmware emulation failed"; }
-	CXL_BDF=$(sed -n 's/^endpoint=//p' "$run_dir/fwemu" | tail -n 1)
-	export CXL_BDF
-	[ -n "$CXL_BDF" ] || fail "no CXL endpoint found"
+	: >"$run_dir/fwemu"
+	list=$("$fwemu" find --all 2>>"$run_dir/fwemu") || { cat "$run_dir/fwemu" >>"$out"; fail "no CXL endpoint found"; }
+	read -r -d '' -a endpoints <<<"$list"
+	for bdf in "${endpoints[@]}"; do
+		"$fwemu" --device "$bdf" >>"$run_dir/fwemu" 2>&1 || { cat "$run_dir/fwemu" >>"$out"; fail "firmware emulation failed for $bdf"; }
+		id=$(cat "/sys/bus/pci/devices/$bdf/vendor"):$(cat "/sys/bus/pci/devices/$bdf/device")
+		if [ "$id" = 0x1b36:0x00ca ]; then
+			[ -n "${ACCEL_BDF:-}" ] || ACCEL_BDF=$bdf
+		else
+			[ -n "${CXL_BDF:-}" ] || CXL_BDF=$bdf
+		fi
+	done
+	[ -n "${CXL_BDF:-}${ACCEL_BDF:-}" ] || fail "no CXL endpoint found"
+	export CXL_BDF ACCEL_BDF
 fi
 if [ "$setup" = bind ]; then
 	echo Y >/sys/module/vfio/parameters/enable_unsafe_noiommu_mode || fail "cannot enable VFIO no-IOMMU mode"
 	# shellcheck disable=SC2086 # MODARGS is a list of module arguments
 	modprobe cxl-vfio-pci $modargs || fail "modprobe cxl-vfio-pci failed"
-	echo cxl-vfio-pci >"/sys/bus/pci/devices/$CXL_BDF/driver_override" || fail "cannot set driver_override"
-	echo "$CXL_BDF" >/sys/bus/pci/drivers_probe || fail "binding $CXL_BDF failed"
-	[ "$(basename "$(readlink "/sys/bus/pci/devices/$CXL_BDF/driver")")" = cxl-vfio-pci ] || fail "$CXL_BDF is not bound to cxl-vfio-pci"
+	for bdf in "${endpoints[@]}"; do
+		echo cxl-vfio-pci >"/sys/bus/pci/devices/$bdf/driver_override" || fail "cannot set driver_override of $bdf"
+		echo "$bdf" >/sys/bus/pci/drivers_probe || fail "binding $bdf failed"
+		[ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = cxl-vfio-pci ] || fail "$bdf is not bound to cxl-vfio-pci"
+	done
 fi
 cd "$REPO" || fail "no repo"
 eval "$(cat "$run_dir/cmd")" >>"$out" 2>&1

@@ -4,20 +4,38 @@
 #
 #   scripts/vm-run.sh [--setup none|fw|bind] [--disable-cxl] [--modargs ARGS] [--] CMD...
 #
+# VM_QEMU_FLAVOR picks the QEMU and the CXL topology:
+#   debian (default): Debian 12's QEMU 7.2 (qemu-system-x86_64 on PATH): one pxb-cxl host
+#     bridge (bus_nr=12) + cxl-rp + cxl-type3 (memdev + lsa, VM_CXL_MEM_SIZE), one 4 GiB
+#     CXL fixed memory window; the host bridge has an HDM decoder.
+#   project: the project's QEMU 10.0 with the cxl-accel device (scripts/qemu-build.sh
+#     --print-path; when it is not built, vm-run says so and falls back to debian):
+#       host bridge 1: pxb-cxl bus_nr=12 + cxl-rp + cxl-type3, volatile-memdev of
+#         VM_CXL_MEM_SIZE (8086:0d93, the device at 0d:00.0 as with debian);
+#       host bridge 2: pxb-cxl bus_nr=20 + cxl-rp + cxl-accel (1b36:00ca, at 15:00.0),
+#         volatile-memdev of VM_ACCEL_MEM_SIZE (default 256M, 512M with 2 or 4 decoders),
+#         hdm-decoders=VM_ACCEL_DECODERS (1, 2 or 4; default 1),
+#         comp-block=VM_ACCEL_COMP_BLOCK (start, middle or end; default middle);
+#       cxl-fmw.0 (4 GiB) -> host bridge 1, cxl-fmw.1 (4 GiB) -> host bridge 2.
+#     Both host bridges have one root port and are pass-through (no HDM decoders).
+#   VM_QEMU=PATH overrides the binary of either flavour (not the topology).
 # The VM also has a pci-testdev (1b36:0005): a device without CXL, for plain vfio-pci.
-# Before CMD runs, the guest (see scripts/guest-setup.sh):
-#   fw:   programs and commits the CXL host-bridge and endpoint HDM decoder 0 from
-#         the ACPI CEDT, as platform firmware would (userspace/cxl-fwemu);
+# Before CMD runs, the guest (see scripts/guest-setup.sh), for every CXL.mem device:
+#   fw:   programs and commits the CXL host-bridge (unless it is pass-through) and
+#         endpoint HDM decoder 0 from the ACPI CEDT, as platform firmware would
+#         (userspace/cxl-fwemu);
 #   bind: fw, then enables VFIO no-IOMMU mode, loads cxl-vfio-pci with modprobe
-#         and binds the CXL device through driver_override (the default).
-# CMD sees CXL_BDF (the device) in its environment. The exit status is CMD's (or, for a
-# command that powers the VM off after reporting through the kernel log, the status in its
-# "VMRESULT-EXIT: N" record; see below).
+#         and binds every CXL.mem device through driver_override (the default).
+# CMD sees CXL_BDF (the first CXL.mem device that is not the accelerator: the type-3) and,
+# with the project flavour, ACCEL_BDF (the cxl-accel device) in its environment. The exit
+# status is CMD's (or, for a command that powers the VM off after reporting through the
+# kernel log, the status in its "VMRESULT-EXIT: N" record; see below).
 # VM_DMESG=FILE / VM_CONSOLE=FILE keep the guest's kernel log / the console;
 # VM_LOG_PREFIX=P keeps both as P.console and P.dmesg (always, and says where when the VM
 # or the command failed); the guest kernel log is streamed out of the guest as it is
 # written, so it survives a VM that dies;
-# VM_MEM_OUT=FILE keeps the CXL device's memory backend file (its DPA 0 is file offset 0).
+# VM_MEM_OUT=FILE keeps the CXL device's memory backend file (its DPA 0 is file offset 0);
+# VM_ACCEL_MEM_OUT=FILE the same for the accelerator (project flavour).
 # VM_CXL_MEM_SIZE=SIZE sets the CXL device's memory (QEMU size syntax, default 256M; firmware
 # emulation aligns its base to its size, up to 1 GiB).
 set -euo pipefail
@@ -38,6 +56,28 @@ done
 [ -f "$KBUILD/arch/x86/boot/bzImage" ] || { echo "vm-run: no kernel in $KBUILD: run 'make kernel'" >&2; exit 2; }
 [ -x "$REPO/target/release/cxl-fwemu" ] || { echo "vm-run: build the host tools first ('make tools')" >&2; exit 2; }
 
+flavor=${VM_QEMU_FLAVOR:-debian}
+case "$flavor" in
+debian) qemu_default=$(command -v qemu-system-x86_64) ;;
+project)
+	if ! qemu_default=$("$REPO/scripts/qemu-build.sh" --print-path 2>/dev/null); then
+		echo "vm-run: VM_QEMU_FLAVOR=project but the project's QEMU is not built" \
+			"(scripts/qemu-build.sh); falling back to Debian's QEMU 7.2 and its topology" >&2
+		flavor=debian qemu_default=$(command -v qemu-system-x86_64)
+	fi
+	;;
+*) echo "vm-run: VM_QEMU_FLAVOR must be debian or project, not '$flavor'" >&2; exit 2 ;;
+esac
+accel_decoders=${VM_ACCEL_DECODERS:-1}
+accel_comp_block=${VM_ACCEL_COMP_BLOCK:-middle}
+case "$accel_decoders" in 1) accel_default_size=256M ;; 2 | 4) accel_default_size=512M ;;
+*) echo "vm-run: VM_ACCEL_DECODERS must be 1, 2 or 4, not '$accel_decoders'" >&2; exit 2 ;;
+esac
+case "$accel_comp_block" in start | middle | end) ;;
+*) echo "vm-run: VM_ACCEL_COMP_BLOCK must be start, middle or end, not '$accel_comp_block'" >&2; exit 2 ;;
+esac
+accel_mem_size=${VM_ACCEL_MEM_SIZE:-$accel_default_size}
+
 run_dir=$(mktemp -d /tmp/cxlvm.XXXXXX)
 # Killed from outside (a caller's timeout, ^C): the logs so far are kept all the same.
 save_partial_logs() {
@@ -49,13 +89,14 @@ save_partial_logs() {
 trap 'save_partial_logs; rm -rf "$run_dir"' EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
-# Sparse backing files for the type-3 device's memory and label storage area.
+# Sparse backing files for the devices' memory (and the type-3's label storage area on 7.2).
 cxl_mem_size=${VM_CXL_MEM_SIZE:-256M}
 truncate -s "$cxl_mem_size" "$run_dir/cxl-mem.raw"
-truncate -s 256M "$run_dir/cxl-lsa.raw"
 printf '%q ' "$@" >"$run_dir/cmd"
 
-qemu_opts="-M q35,cxl=on \
+if [ "$flavor" = debian ]; then
+	truncate -s 256M "$run_dir/cxl-lsa.raw"
+	qemu_opts="-M q35,cxl=on \
 -object memory-backend-file,id=cxl-mem1,share=on,mem-path=$run_dir/cxl-mem.raw,size=$cxl_mem_size \
 -object memory-backend-file,id=cxl-lsa1,share=on,mem-path=$run_dir/cxl-lsa.raw,size=256M \
 -device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
@@ -63,10 +104,24 @@ qemu_opts="-M q35,cxl=on \
 -device cxl-type3,bus=root_port13,memdev=cxl-mem1,lsa=cxl-lsa1,id=cxl-pmem0 \
 -M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G \
 -device pci-testdev,bus=pcie.0"
+else
+	truncate -s "$accel_mem_size" "$run_dir/accel-mem.raw"
+	qemu_opts="-M q35,cxl=on \
+-object memory-backend-file,id=cxl-mem1,share=on,mem-path=$run_dir/cxl-mem.raw,size=$cxl_mem_size \
+-object memory-backend-file,id=accel-mem1,share=on,mem-path=$run_dir/accel-mem.raw,size=$accel_mem_size \
+-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
+-device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2 \
+-device cxl-type3,bus=root_port13,volatile-memdev=cxl-mem1,id=cxl-vmem0 \
+-device pxb-cxl,bus_nr=20,bus=pcie.0,id=cxl.2 \
+-device cxl-rp,port=0,bus=cxl.2,id=root_port21,chassis=0,slot=3 \
+-device cxl-accel,bus=root_port21,volatile-memdev=accel-mem1,hdm-decoders=$accel_decoders,comp-block=$accel_comp_block,id=cxl-accel0 \
+-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G,cxl-fmw.1.targets.0=cxl.2,cxl-fmw.1.size=4G \
+-device pci-testdev,bus=pcie.0"
+fi
 
 # QEMU runs through a wrapper that records how it ended: virtme-ng reports any VM that ends
 # without the command's status as 255, whether the guest panicked or QEMU died.
-qemu_bin=${VM_QEMU:-$(command -v qemu-system-x86_64)}
+qemu_bin=${VM_QEMU:-$qemu_default}
 cat >"$run_dir/qemu-system-x86_64" <<EOF
 #!/bin/bash
 "$qemu_bin" "\$@"
@@ -103,6 +158,7 @@ if [ -n "${VM_LOG_PREFIX:-}" ]; then
 	touch "$run_dir/logs-saved"
 fi
 [ -n "${VM_MEM_OUT:-}" ] && mv "$run_dir/cxl-mem.raw" "$VM_MEM_OUT"
+[ -n "${VM_ACCEL_MEM_OUT:-}" ] && [ -f "$run_dir/accel-mem.raw" ] && mv "$run_dir/accel-mem.raw" "$VM_ACCEL_MEM_OUT"
 where() {
 	if [ -n "${VM_LOG_PREFIX:-}" ]; then
 		echo "vm-run: console: $VM_LOG_PREFIX.console; guest kernel log: $VM_LOG_PREFIX.dmesg" >&2

@@ -302,6 +302,36 @@ impl Cedt {
         }
     }
 
+    /// Chooses the host bridge of an endpoint: the one with uid `requested`
+    /// (`--chbs-uid`) if given; else the one whose uid is `endpoint_uid`, the
+    /// ACPI `_UID` of the host bridge above the endpoint (from sysfs), so that
+    /// each of several endpoints gets its own; else, as [`Cedt::host_bridge`],
+    /// the only one in the table (the caller warns when `endpoint_uid` is
+    /// known and differs).
+    pub fn host_bridge_for(
+        &self,
+        requested: Option<u32>,
+        endpoint_uid: Option<u32>,
+    ) -> Result<&Chbs, SelectError> {
+        if requested.is_some() {
+            return self.host_bridge(requested);
+        }
+        match endpoint_uid {
+            Some(uid) => match self.chbs.iter().find(|c| c.uid == uid) {
+                Some(c) => Ok(c),
+                // One CHBS under another uid: what a single-bridge
+                // platform means; with several, naming a wrong one is worse.
+                None if self.chbs.len() == 1 => Ok(&self.chbs[0]),
+                None if self.chbs.is_empty() => Err(SelectError::NoHostBridge),
+                None => Err(SelectError::UnknownUid {
+                    uid,
+                    available: self.chbs.iter().map(|c| c.uid).collect(),
+                }),
+            },
+            None => self.host_bridge(None),
+        }
+    }
+
     /// Chooses the first window that targets host bridge `uid` without
     /// interleaving and is at least `size` bytes.
     pub fn window_for(&self, uid: u32, size: u64) -> Result<&Cfmws, SelectError> {
@@ -761,6 +791,74 @@ mod tests {
         assert_eq!(
             cedt.window_for(99, 1),
             Err(SelectError::NoWindow { uid: 99 })
+        );
+    }
+
+    #[test]
+    fn selects_the_endpoints_host_bridge() {
+        let two = parse(&finish(&[
+            chbs(12, 1, 0x2_8000_0000, 0x10000),
+            chbs(20, 1, 0x2_8001_0000, 0x10000),
+            cfmws(0x3_0000_0000, 0x1_0000_0000, 0, &[12]),
+            cfmws(0x4_0000_0000, 0x1_0000_0000, 0, &[20]),
+        ]))
+        .unwrap();
+        // The endpoint's own host bridge, and its own window.
+        let hb = two.host_bridge_for(None, Some(20)).unwrap();
+        assert_eq!(hb.base, 0x2_8001_0000);
+        assert_eq!(
+            two.window_for(hb.uid, 0x1000_0000).unwrap().base_hpa,
+            0x4_0000_0000
+        );
+        let hb = two.host_bridge_for(None, Some(12)).unwrap();
+        assert_eq!(hb.base, 0x2_8000_0000);
+        assert_eq!(
+            two.window_for(hb.uid, 0x1000_0000).unwrap().base_hpa,
+            0x3_0000_0000
+        );
+        // --chbs-uid wins over what sysfs says.
+        assert_eq!(two.host_bridge_for(Some(12), Some(20)).unwrap().uid, 12);
+        assert_eq!(
+            two.host_bridge_for(Some(7), Some(20)),
+            Err(SelectError::UnknownUid {
+                uid: 7,
+                available: vec![12, 20]
+            })
+        );
+        // Several bridges, none the endpoint's, or the endpoint's unknown.
+        assert_eq!(
+            two.host_bridge_for(None, Some(99)),
+            Err(SelectError::UnknownUid {
+                uid: 99,
+                available: vec![12, 20]
+            })
+        );
+        assert_eq!(
+            two.host_bridge_for(None, None),
+            Err(SelectError::Ambiguous {
+                available: vec![12, 20]
+            })
+        );
+    }
+
+    #[test]
+    fn a_single_host_bridge_is_used_as_before() {
+        let one = parse(&qemu_like()).unwrap();
+        assert_eq!(one.host_bridge_for(None, None).unwrap().uid, 12);
+        assert_eq!(one.host_bridge_for(None, Some(12)).unwrap().uid, 12);
+        // sysfs names another uid: still the only one (the caller warns).
+        assert_eq!(one.host_bridge_for(None, Some(3)).unwrap().uid, 12);
+        assert_eq!(
+            one.host_bridge_for(Some(3), None),
+            Err(SelectError::UnknownUid {
+                uid: 3,
+                available: vec![12]
+            })
+        );
+        let none = parse(&finish(&[])).unwrap();
+        assert_eq!(
+            none.host_bridge_for(None, Some(12)),
+            Err(SelectError::NoHostBridge)
         );
     }
 }

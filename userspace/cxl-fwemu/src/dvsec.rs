@@ -316,6 +316,27 @@ pub fn find_cap(cfg: &[u8], id: u8) -> Result<Option<usize>, ConfigError> {
     Ok(None)
 }
 
+/// Standard capability id of the PCI Power Management capability.
+pub const PCI_CAP_ID_PM: u8 = 0x01;
+/// PowerState value (PMCSR bits 1:0) of D3hot.
+pub const PM_STATE_D3HOT: u8 = 3;
+
+/// The function's power state (PMCSR bits 1:0: 0 = D0 ... 3 = D3hot), `None` without a PM
+/// capability (the function is then always in D0).
+pub fn power_state(cfg: &[u8]) -> Result<Option<u8>, ConfigError> {
+    let Some(off) = find_cap(cfg, PCI_CAP_ID_PM)? else {
+        return Ok(None);
+    };
+    // PMCSR is at +4.
+    if off + 6 > cfg.len() {
+        return Err(ConfigError::BadPointer {
+            from: 0x34,
+            to: off,
+        });
+    }
+    Ok(Some((le16(cfg, off + 4) & 0x3) as u8))
+}
+
 /// The PCI Express capability fields the tool uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PcieCap {
@@ -357,6 +378,26 @@ mod tests {
 
     fn put16(cfg: &mut [u8], off: usize, v: u16) {
         cfg[off..off + 2].copy_from_slice(&v.to_le_bytes());
+    }
+
+    #[test]
+    fn reads_the_power_state() {
+        let mut cfg = vec![0u8; CONFIG_SPACE_LEN];
+        // No capability list: no PM capability, always D0.
+        assert_eq!(power_state(&cfg), Ok(None));
+        cfg[0x06] = 0x10;
+        cfg[0x34] = 0x40;
+        // PM at 0x40 (next 0x80), PCIe at 0x80: cxl-accel's layout.
+        cfg[0x40] = PCI_CAP_ID_PM;
+        cfg[0x41] = 0x80;
+        cfg[0x80] = PCI_CAP_ID_EXP;
+        put16(&mut cfg, 0x44, 0x0008); // No_Soft_Reset, D0
+        assert_eq!(power_state(&cfg), Ok(Some(0)));
+        put16(&mut cfg, 0x44, 0x0008 | 3);
+        assert_eq!(power_state(&cfg), Ok(Some(PM_STATE_D3HOT)));
+        // Only PCIe (cxl-type3): no PM capability.
+        cfg[0x34] = 0x80;
+        assert_eq!(power_state(&cfg), Ok(None));
     }
 
     fn ext_hdr(id: u16, version: u32, next: usize) -> u32 {

@@ -119,6 +119,13 @@ pub enum HdmError {
     },
     /// No HDM Decoder Capability in the array.
     NoHdmCapability,
+    /// A host bridge without an HDM Decoder Capability above more than one
+    /// root port: only a host bridge with a single root port may pass
+    /// CXL.mem through without decoders.
+    NoHdmCapabilityMultiPort {
+        /// Root ports counted below the host bridge.
+        root_ports: usize,
+    },
     /// Reserved decoder count encoding.
     BadDecoderCount {
         /// The encoding read from the capability register.
@@ -206,6 +213,12 @@ impl fmt::Display for HdmError {
                 "CXL capability {id} points to +{pointer:#x}, outside the register block"
             ),
             HdmError::NoHdmCapability => write!(f, "no HDM decoder capability (id 5)"),
+            HdmError::NoHdmCapabilityMultiPort { root_ports } => write!(
+                f,
+                "no HDM decoder capability (id 5) but {root_ports} root ports below the host \
+                 bridge; only a host bridge with a single root port may pass CXL.mem through \
+                 without decoders"
+            ),
             HdmError::BadDecoderCount { encoding } => {
                 write!(f, "reserved HDM decoder count encoding {encoding:#x}")
             }
@@ -776,6 +789,35 @@ impl Hdm {
             delay();
             polls += 1;
         }
+    }
+}
+
+/// How a host bridge routes its CXL fixed memory windows to its root ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostBridgeRouting {
+    /// Through HDM decoders: decoder 0 must be programmed and committed.
+    Decoders(Hdm),
+    /// A pass-through host bridge: no HDM Decoder Capability and a single
+    /// root port, which gets every access to the host bridge's windows. The
+    /// CXL specification allows this (QEMU 10's `pxb-cxl` with one `cxl-rp`
+    /// is one; Linux models it as a pass-through decoder). Nothing to program.
+    PassThrough,
+}
+
+/// Finds out how a host bridge routes CXL.mem, from its component block of
+/// `region_len` bytes and the number of root ports below it: a missing HDM
+/// Decoder Capability is only acceptable with exactly one root port. Every
+/// other error of [`Hdm::locate`] is returned as is.
+pub fn host_bridge_routing<R: Regs32 + ?Sized>(
+    regs: &R,
+    region_len: usize,
+    root_ports: usize,
+) -> Result<HostBridgeRouting, HdmError> {
+    match Hdm::locate(regs, region_len) {
+        Ok(hdm) => Ok(HostBridgeRouting::Decoders(hdm)),
+        Err(HdmError::NoHdmCapability) if root_ports == 1 => Ok(HostBridgeRouting::PassThrough),
+        Err(HdmError::NoHdmCapability) => Err(HdmError::NoHdmCapabilityMultiPort { root_ports }),
+        Err(e) => Err(e),
     }
 }
 
@@ -1486,5 +1528,69 @@ mod tests {
             let plan = DecoderPlan { iw, ..ep_plan() };
             assert_eq!(plan.ctrl() & CTRL_IW_MASK, iw << 4);
         }
+    }
+
+    /// QEMU 10's pass-through `pxb-cxl`: the HDM entry of the capability
+    /// array is still there, but its id reads 0 (no capability).
+    fn passthrough_host_bridge() -> FakeRegs {
+        let mut f = FakeRegs::new(0, Commit::Qemu);
+        f.set(CM_OFFSET + 12, (1 << 16) | ((HDM_PTR as u32) << 20));
+        f
+    }
+
+    #[test]
+    fn host_bridge_with_decoders_is_routed_through_them() {
+        let f = FakeRegs::new(0, Commit::Qemu);
+        let hdm = Hdm::locate(&f, 0x10000).unwrap();
+        for ports in [0, 1, 2, 8] {
+            assert_eq!(
+                host_bridge_routing(&f, 0x10000, ports),
+                Ok(HostBridgeRouting::Decoders(hdm))
+            );
+        }
+    }
+
+    #[test]
+    fn host_bridge_without_decoders_passes_through_one_root_port_only() {
+        let f = passthrough_host_bridge();
+        assert_eq!(Hdm::locate(&f, 0x10000), Err(HdmError::NoHdmCapability));
+        assert_eq!(
+            host_bridge_routing(&f, 0x10000, 1),
+            Ok(HostBridgeRouting::PassThrough)
+        );
+        for ports in [0, 2, 3] {
+            let err = host_bridge_routing(&f, 0x10000, ports).unwrap_err();
+            assert_eq!(
+                err,
+                HdmError::NoHdmCapabilityMultiPort { root_ports: ports }
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("but {ports} root ports below the host bridge")),
+                "{err}"
+            );
+        }
+        // A capability array with no HDM entry at all is the same case.
+        let mut f = FakeRegs::new(0, Commit::Qemu);
+        f.set(CM_OFFSET, 1 | (1 << 16) | (1 << 20) | (2 << 24));
+        assert_eq!(
+            host_bridge_routing(&f, 0x10000, 1),
+            Ok(HostBridgeRouting::PassThrough)
+        );
+    }
+
+    #[test]
+    fn host_bridge_routing_keeps_other_errors() {
+        // Not a component block: never taken for a pass-through bridge.
+        let mut f = passthrough_host_bridge();
+        f.set(CM_OFFSET, 0);
+        assert_eq!(
+            host_bridge_routing(&f, 0x10000, 1),
+            Err(HdmError::NotCxlCapHeader { value: 0 })
+        );
+        assert_eq!(
+            host_bridge_routing(&f, 0x1000, 1),
+            Err(HdmError::RegionTooSmall { len: 0x1000 })
+        );
     }
 }

@@ -1,11 +1,17 @@
 //! `cxl-fwemu`: plays platform firmware for a QEMU CXL guest.
 //!
-//! QEMU 7.2 ships no firmware that programs CXL HDM decoders, so nothing
-//! routes the CXL fixed memory window to the device. Run as root inside the
-//! guest before the driver binds, this tool reads the ACPI CEDT, finds the
-//! CXL memory device and its root port in sysfs, and programs and commits
-//! HDM decoder 0 of the host bridge and of the endpoint. All addresses,
-//! sizes and port numbers come from the CEDT, config space and registers.
+//! QEMU ships no firmware that programs CXL HDM decoders, so nothing routes
+//! the CXL fixed memory window to the device. Run as root inside the guest
+//! before the driver binds, this tool reads the ACPI CEDT, finds the CXL
+//! memory device, its root port and its host bridge in sysfs, and programs
+//! and commits HDM decoder 0 of the host bridge and of the endpoint. All
+//! addresses, sizes and port numbers come from the CEDT, config space and
+//! registers.
+//!
+//! Several endpoints, host bridges and windows: each endpoint uses the CHBS
+//! of its own host bridge (by ACPI `_UID`) and a window that targets it. A
+//! host bridge with a single root port and no HDM decoder capability (QEMU
+//! 10's `pxb-cxl`) passes CXL.mem through: only the endpoint is committed.
 //!
 //! For tests only, `--endpoint-fault` plays faulty firmware instead: the
 //! endpoint decoder is committed interleaved, outside the window or larger
@@ -14,7 +20,8 @@
 use cxl_fwemu::cedt::{self, Cedt, Chbs};
 use cxl_fwemu::dvsec::{self, DeviceDvsec, RegisterBlock};
 use cxl_fwemu::hdm::{
-    self, DecoderOutcome, DecoderPlan, EndpointFault, Hdm, HdmError, Outcome, Regs32, Role,
+    self, DecoderOutcome, DecoderPlan, EndpointFault, Hdm, HdmError, HostBridgeRouting, Outcome,
+    Regs32, Role,
 };
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -39,22 +46,27 @@ const PCI_COMMAND: u64 = 0x04;
 const PCI_COMMAND_MEMORY: u16 = 1 << 1;
 
 const USAGE: &str = "\
-usage: cxl-fwemu [find|show] [--device BDF] [--cedt PATH] [--chbs-uid UID]
+usage: cxl-fwemu [find [--all]|show] [--device BDF] [--cedt PATH] [--chbs-uid UID]
                  [--endpoint-fault interleave2|outside-window|oversize]
 
 Programs and commits HDM decoder 0 of the CXL host bridge and of the CXL
 memory device so that the CEDT fixed memory window routes to the device
-(what platform firmware does; QEMU 7.2 has none). Run as root.
+(what platform firmware does; QEMU has none). A host bridge with one root
+port and no HDM decoder capability passes CXL.mem through (QEMU 10): then
+only the endpoint decoder is committed. Run as root.
 
 commands:
   (none)   program both decoders; the last line printed is endpoint=<BDF>
   find     print the BDF of the CXL memory device and exit
-  show     print the CEDT and both decoders' registers; changes nothing
+           (--all: every CXL.mem device, one per line, in BDF order)
+  show     print the CEDT, the host bridges' and the endpoints' decoders
+           (every endpoint, or --device's); changes nothing
 
 options:
-  --device BDF     use this endpoint instead of the first CXL.mem device
+  --device BDF     use this endpoint instead of the first CXL.mem device;
+                   its host bridge (by ACPI _UID) picks the CHBS and the window
   --cedt PATH      read the CEDT from PATH (default /sys/firmware/acpi/tables/CEDT)
-  --chbs-uid UID   host bridge to use when the CEDT lists several
+  --chbs-uid UID   host bridge to use instead of the endpoint's own
   --endpoint-fault FAULT
                    FOR TESTS ONLY: play faulty firmware and commit a wrong
                    endpoint decoder 0 (the host bridge decoder stays correct):
@@ -83,6 +95,8 @@ struct Options {
     chbs_uid: Option<u32>,
     /// Faulty firmware to play on the endpoint decoder (tests only).
     endpoint_fault: Option<EndpointFault>,
+    /// `find --all`: list every CXL.mem device.
+    all: bool,
 }
 
 fn main() -> ExitCode {
@@ -118,6 +132,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>>
     let mut cedt = PathBuf::from(DEFAULT_CEDT);
     let mut chbs_uid = None;
     let mut endpoint_fault = None;
+    let mut all = false;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         // Accept both `--opt value` and `--opt=value`.
@@ -137,6 +152,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>>
             "--cedt" => cedt = PathBuf::from(value("--cedt")?),
             "--chbs-uid" => chbs_uid = Some(parse_u32(&value("--chbs-uid")?)?),
             "--endpoint-fault" => endpoint_fault = Some(value("--endpoint-fault")?.parse()?),
+            "--all" if inline.is_none() => all = true,
             "find" | "show" if command.is_none() => {
                 command = Some(if name == "find" {
                     Command::Find
@@ -151,12 +167,19 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>>
     if endpoint_fault.is_some() && command != Command::Program {
         return Err("--endpoint-fault only applies when programming the decoders".to_string());
     }
+    if all && command != Command::Find {
+        return Err("--all only applies to find".to_string());
+    }
+    if all && device.is_some() {
+        return Err("find --all lists every device; --device names one".to_string());
+    }
     Ok(Some(Options {
         command,
         device,
         cedt,
         chbs_uid,
         endpoint_fault,
+        all,
     }))
 }
 
@@ -221,6 +244,8 @@ struct RootPort {
     port_number: u8,
     /// ACPI `_UID` of the host bridge above it, when sysfs shows it.
     host_bridge_uid: Option<u32>,
+    /// The host bridge's sysfs directory, e.g. `/sys/devices/pci0000:0c`.
+    host_bridge_dir: PathBuf,
 }
 
 /// Returns the CXL Device DVSEC of a config image if it is CXL.mem capable.
@@ -232,28 +257,35 @@ fn mem_capable_dvsec(cfg: &[u8]) -> std::result::Result<Option<DeviceDvsec>, dvs
     Ok(dev.mem_capable().then_some(dev))
 }
 
-/// First device (in BDF order) with a CXL.mem capable CXL Device DVSEC.
-fn find_endpoint() -> Result<String> {
+/// Every device with a CXL.mem capable CXL Device DVSEC, in BDF order.
+fn find_endpoints() -> Result<Vec<String>> {
     let entries = fs::read_dir(SYSFS_PCI).map_err(|e| format!("cannot list {SYSFS_PCI}: {e}"))?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    for name in names {
-        let Ok(cfg) = fs::read(pci_dir(&name).join("config")) else {
-            continue;
-        };
-        // A device with a broken capability chain is simply not a match.
-        if let Ok(Some(_)) = mem_capable_dvsec(&cfg) {
-            return Ok(name);
-        }
+    let found: Vec<String> = names
+        .into_iter()
+        .filter(|name| {
+            // A device with a broken capability chain is simply not a match.
+            fs::read(pci_dir(name).join("config"))
+                .is_ok_and(|cfg| matches!(mem_capable_dvsec(&cfg), Ok(Some(_))))
+        })
+        .collect();
+    if found.is_empty() {
+        return Err(
+            "no CXL memory device found (no PCI device has a CXL Device DVSEC with \
+             Mem_Capable; extended config space is only readable by root)"
+                .to_string(),
+        );
     }
-    Err(
-        "no CXL memory device found (no PCI device has a CXL Device DVSEC with \
-         Mem_Capable; extended config space is only readable by root)"
-            .to_string(),
-    )
+    Ok(found)
+}
+
+/// First device (in BDF order) with a CXL.mem capable CXL Device DVSEC.
+fn find_endpoint() -> Result<String> {
+    Ok(find_endpoints()?.remove(0))
 }
 
 fn resolve_endpoint(opts: &Options) -> Result<String> {
@@ -340,15 +372,66 @@ fn root_port(bdf: &str) -> Result<RootPort> {
             cap.port_type
         ));
     }
-    // e.g. /sys/devices/pci0000:0c/firmware_node/uid; only used for checks.
-    let host_bridge_uid = parent
+    // e.g. /sys/devices/pci0000:0c/firmware_node/uid: picks the CHBS.
+    let host_bridge_dir = parent
         .parent()
-        .and_then(|hb| fs::read_to_string(hb.join("firmware_node/uid")).ok())
-        .and_then(|s| parse_u32(s.trim()).ok());
+        .ok_or_else(|| format!("{rp_bdf} has no host bridge above it in sysfs"))?
+        .to_path_buf();
     Ok(RootPort {
         bdf: rp_bdf,
         port_number: cap.port_number,
-        host_bridge_uid,
+        host_bridge_uid: host_bridge_uid(&host_bridge_dir),
+        host_bridge_dir,
+    })
+}
+
+/// ACPI `_UID` of a host bridge (sysfs `pci0000:BB` directory), if shown.
+fn host_bridge_uid(dir: &Path) -> Option<u32> {
+    fs::read_to_string(dir.join("firmware_node/uid"))
+        .ok()
+        .and_then(|s| parse_u32(s.trim()).ok())
+}
+
+/// The sysfs directory of the host bridge with ACPI `_UID` `uid`.
+fn host_bridge_dir_by_uid(uid: u32) -> Option<PathBuf> {
+    fs::read_dir("/sys/devices")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("pci"))
+        })
+        .find(|p| host_bridge_uid(p) == Some(uid))
+}
+
+/// Number of PCIe root ports directly below a host bridge's sysfs directory.
+fn count_root_ports(hb_dir: &Path) -> Result<usize> {
+    let entries =
+        fs::read_dir(hb_dir).map_err(|e| format!("cannot list {}: {e}", hb_dir.display()))?;
+    Ok(entries
+        .filter_map(|e| e.ok())
+        .filter(|e| normalize_bdf(&e.file_name().to_string_lossy()).is_ok())
+        .filter_map(|e| fs::read(e.path().join("config")).ok())
+        .filter(|cfg| {
+            matches!(dvsec::pcie_cap(cfg), Ok(Some(c)) if c.port_type == dvsec::PCIE_TYPE_ROOT_PORT)
+        })
+        .count())
+}
+
+/// How the host bridge with component registers `regs` routes CXL.mem; a
+/// pass-through one (no HDM decoders) needs exactly one root port below it.
+fn routing(regs: &Mmio, who: &str, hb_dir: Option<&Path>) -> Result<HostBridgeRouting> {
+    let root_ports = match hb_dir {
+        Some(dir) => count_root_ports(dir)?,
+        // Unknown in sysfs: only a bridge with decoders can be used.
+        None => 0,
+    };
+    hdm::host_bridge_routing(regs, regs.len, root_ports).map_err(|e| match (e, hb_dir) {
+        (e @ HdmError::NoHdmCapabilityMultiPort { .. }, None) => {
+            format!("{who}: {e} (its sysfs directory, where root ports are counted, was not found)")
+        }
+        (e, _) => format!("{who}: {e}"),
     })
 }
 
@@ -356,7 +439,7 @@ fn root_port(bdf: &str) -> Result<RootPort> {
 /// which one to pass when the choice is ambiguous.
 fn choose_host_bridge<'a>(cedt: &'a Cedt, opts: &Options, rp: &RootPort) -> Result<&'a Chbs> {
     let chbs = cedt
-        .host_bridge(opts.chbs_uid)
+        .host_bridge_for(opts.chbs_uid, rp.host_bridge_uid)
         .map_err(|e| match (e, rp.host_bridge_uid) {
             (e @ cedt::SelectError::Ambiguous { .. }, Some(uid)) => {
                 format!("{e} (the endpoint's host bridge has ACPI _UID {uid})")
@@ -498,10 +581,22 @@ fn memory_decoding(ep: &Endpoint) -> bool {
     command(ep) & PCI_COMMAND_MEMORY != 0
 }
 
+/// Whether the endpoint is in D3hot, where its BARs do not decode.
+fn in_d3hot(ep: &Endpoint) -> bool {
+    matches!(dvsec::power_state(&ep.cfg), Ok(Some(dvsec::PM_STATE_D3HOT)))
+}
+
 /// Maps the endpoint component registers through sysfs `resource<BIR>`.
 /// With `enable`, turns on Memory Space decoding first when it is off (a
 /// device without a driver may have it off, and firmware would enable it).
 fn map_endpoint(ep: &Endpoint, enable: bool) -> Result<Mmio> {
+    if in_d3hot(ep) {
+        return Err(format!(
+            "{} is in D3hot: its BARs do not decode (a bound driver such as vfio-pci \
+             suspends it while unused; unbind it or open it first)",
+            ep.bdf
+        ));
+    }
     if !memory_decoding(ep) {
         let cmd = command(ep);
         if !enable {
@@ -621,15 +716,20 @@ fn program(opts: &Options) -> Result<()> {
     let hb_name = format!("host bridge uid {}", chbs.uid);
     let ep_name = format!("endpoint {bdf}");
     let mut hb = map_host_bridge(chbs)?;
-    let hb_hdm = locate(&hb, &hb_name)?;
+    let hb_hdm = match routing(&hb, &hb_name, Some(&rp.host_bridge_dir))? {
+        HostBridgeRouting::Decoders(h) => Some(h),
+        HostBridgeRouting::PassThrough => None,
+    };
     let mut epr = map_endpoint(&ep, true)?;
     let ep_hdm = locate(&epr, &ep_name)?;
 
     // Check both before writing either, so a conflict on the endpoint does
     // not leave a half-built route behind.
-    hb_hdm
-        .check(&hb, 0, &hb_plan)
-        .map_err(|e| format!("{hb_name}: {e}"))?;
+    if let Some(hb_hdm) = &hb_hdm {
+        hb_hdm
+            .check(&hb, 0, &hb_plan)
+            .map_err(|e| format!("{hb_name}: {e}"))?;
+    }
     ep_hdm.check(&epr, 0, &ep_plan).map_err(|e| match e {
         HdmError::Conflict { .. } if fault.is_some() => format!(
             "{ep_name}: {e} (QEMU cannot uncommit a decoder: reset the device first, \
@@ -640,14 +740,28 @@ fn program(opts: &Options) -> Result<()> {
     })?;
 
     let mut sleep = || std::thread::sleep(POLL_INTERVAL);
-    let out = hb_hdm
-        .program(&mut hb, 0, &hb_plan, MAX_POLLS, &mut sleep)
-        .map_err(|e| format!("{hb_name}: {e}"))?;
-    println!(
-        "{hb_name} HDM decoder 0: {}: {}",
-        describe(&out),
-        hb_hdm.decoder(&hb, 0).map_err(|e| e.to_string())?
-    );
+    match &hb_hdm {
+        Some(hb_hdm) => {
+            let out = hb_hdm
+                .program(&mut hb, 0, &hb_plan, MAX_POLLS, &mut sleep)
+                .map_err(|e| format!("{hb_name}: {e}"))?;
+            println!(
+                "{hb_name} HDM decoder 0: {}: {}",
+                describe(&out),
+                hb_hdm.decoder(&hb, 0).map_err(|e| e.to_string())?
+            );
+        }
+        None => println!(
+            "{hb_name}: no HDM decoder capability and one root port ({}): a pass-through \
+             host bridge, nothing to program; committing only the endpoint decoder",
+            rp.bdf
+        ),
+    }
+    let hb_route = if hb_hdm.is_some() {
+        ""
+    } else {
+        " (pass-through)"
+    };
     let out = ep_hdm
         .program(&mut epr, 0, &ep_plan, MAX_POLLS, &mut sleep)
         .map_err(|e| format!("{ep_name}: {e}"))?;
@@ -658,7 +772,7 @@ fn program(opts: &Options) -> Result<()> {
     );
     match fault {
         None => println!(
-            "route: HPA {:#x}..{:#x} -> host bridge uid {} -> port {} -> {bdf} DPA 0",
+            "route: HPA {:#x}..{:#x} -> host bridge uid {}{hb_route} -> port {} -> {bdf} DPA 0",
             base,
             base + size,
             chbs.uid,
@@ -666,13 +780,18 @@ fn program(opts: &Options) -> Result<()> {
         ),
         Some(f) => println!(
             "FAULT {f}: committed a faulty endpoint decoder 0 on {bdf} ({}): \
-             HPA {:#x}..{:#x} IW={}; host bridge uid {} decoder 0 is correct \
+             HPA {:#x}..{:#x} IW={}; host bridge uid {}{} is correct \
              (HPA {:#x}..{:#x} -> port {})",
             f.description(),
             ep_plan.base,
             ep_plan.base + ep_plan.size,
             ep_plan.iw,
             chbs.uid,
+            if hb_hdm.is_some() {
+                " decoder 0"
+            } else {
+                " (pass-through)"
+            },
             base,
             base + size,
             rp.port_number
@@ -683,6 +802,12 @@ fn program(opts: &Options) -> Result<()> {
 }
 
 fn find(opts: &Options) -> Result<()> {
+    if opts.all {
+        for bdf in find_endpoints()? {
+            println!("{bdf}");
+        }
+        return Ok(());
+    }
     let bdf = resolve_endpoint(opts)?;
     // With --device, still make sure it is what the name says.
     inspect_endpoint(&bdf)?;
@@ -760,47 +885,70 @@ fn show(opts: &Options) -> Result<()> {
         }
         let who = format!("host bridge uid {}", c.uid);
         println!("{who} component registers at {:#x}:", c.base);
-        if let Err(e) = map_host_bridge(c).and_then(|m| print_hdm(&m, &who)) {
+        let dir = host_bridge_dir_by_uid(c.uid);
+        let shown = map_host_bridge(c).and_then(|m| match routing(&m, &who, dir.as_deref())? {
+            HostBridgeRouting::Decoders(_) => print_hdm(&m, &who),
+            HostBridgeRouting::PassThrough => {
+                println!("  no HDM decoder capability, one root port: a pass-through host bridge");
+                Ok(())
+            }
+        });
+        if let Err(e) = shown {
             fail(e);
         }
     }
 
-    match resolve_endpoint(opts).and_then(|bdf| inspect_endpoint(&bdf)) {
-        Err(e) => fail(e),
-        Ok(ep) => {
-            let d = &ep.dvsec;
-            println!(
-                "endpoint {}: DVSEC capability={:#06x} (HDM_Count={}) control={:#06x} \
-                 (Mem_Enable={}) range 1 size={:#x} valid={} active={}",
-                ep.bdf,
-                d.capability,
-                d.hdm_count(),
-                d.control,
-                u8::from(d.mem_enabled()),
-                d.range1_size(),
-                u8::from(d.range1_info_valid()),
-                u8::from(d.range1_active())
-            );
-            println!(
-                "  component registers: BAR{} + {:#x}",
-                ep.component.bir, ep.component.offset
-            );
-            match root_port(&ep.bdf) {
-                Ok(rp) => println!(
-                    "  root port {} port number {} (host bridge _UID {})",
-                    rp.bdf,
-                    rp.port_number,
-                    rp.host_bridge_uid
-                        .map_or_else(|| "unknown".to_string(), |u| u.to_string())
-                ),
-                Err(e) => fail(e),
-            }
-            let who = format!("endpoint {}", ep.bdf);
-            if !memory_decoding(&ep) {
-                // Normal before any driver or this tool enabled the device.
-                println!("  registers not read: memory space decoding is disabled");
-            } else if let Err(e) = map_endpoint(&ep, false).and_then(|m| print_hdm(&m, &who)) {
-                fail(e);
+    let endpoints = match &opts.device {
+        Some(bdf) => Ok(vec![bdf.clone()]),
+        None => find_endpoints(),
+    };
+    let endpoints = endpoints.unwrap_or_else(|e| {
+        fail(e);
+        Vec::new()
+    });
+    for ep in endpoints.iter().map(|bdf| inspect_endpoint(bdf)) {
+        match ep {
+            Err(e) => fail(e),
+            Ok(ep) => {
+                let d = &ep.dvsec;
+                println!(
+                    "endpoint {}: DVSEC capability={:#06x} (HDM_Count={}) control={:#06x} \
+                     (Mem_Enable={}) range 1 size={:#x} valid={} active={}",
+                    ep.bdf,
+                    d.capability,
+                    d.hdm_count(),
+                    d.control,
+                    u8::from(d.mem_enabled()),
+                    d.range1_size(),
+                    u8::from(d.range1_info_valid()),
+                    u8::from(d.range1_active())
+                );
+                println!(
+                    "  component registers: BAR{} + {:#x}",
+                    ep.component.bir, ep.component.offset
+                );
+                match root_port(&ep.bdf) {
+                    Ok(rp) => println!(
+                        "  root port {} port number {} (host bridge _UID {})",
+                        rp.bdf,
+                        rp.port_number,
+                        rp.host_bridge_uid
+                            .map_or_else(|| "unknown".to_string(), |u| u.to_string())
+                    ),
+                    Err(e) => fail(e),
+                }
+                let who = format!("endpoint {}", ep.bdf);
+                if !memory_decoding(&ep) {
+                    // Normal before any driver or this tool enabled the device.
+                    println!("  registers not read: memory space decoding is disabled");
+                } else if in_d3hot(&ep) {
+                    // vfio-pci runtime-suspends a bound device nobody has open.
+                    println!(
+                        "  registers not read: the device is in D3hot, its BARs do not decode"
+                    );
+                } else if let Err(e) = map_endpoint(&ep, false).and_then(|m| print_hdm(&m, &who)) {
+                    fail(e);
+                }
             }
         }
     }
@@ -877,6 +1025,21 @@ mod tests {
         // Only the programming command plays firmware.
         assert!(parse_args(args("show --endpoint-fault oversize")).is_err());
         assert!(parse_args(args("--endpoint-fault oversize find")).is_err());
+    }
+
+    #[test]
+    fn parses_find_all() {
+        let o = parse_args(args("find --all")).unwrap().unwrap();
+        assert_eq!(o.command, Command::Find);
+        assert!(o.all);
+        let o = parse_args(args("--all find")).unwrap().unwrap();
+        assert!(o.all);
+        assert!(!parse_args(args("find")).unwrap().unwrap().all);
+        // Only find lists, and it lists all or names one.
+        assert!(parse_args(args("--all")).is_err());
+        assert!(parse_args(args("show --all")).is_err());
+        assert!(parse_args(args("find --all --device 0d:00.0")).is_err());
+        assert!(parse_args(args("find --all=yes")).is_err());
     }
 
     #[test]

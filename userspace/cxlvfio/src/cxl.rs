@@ -756,6 +756,32 @@ pub fn component_block(cfg: &[u8]) -> Option<(u8, u64)> {
     None
 }
 
+/// Size of a CXL component register block.
+pub const COMP_BLOCK_SIZE: u64 = 0x10000;
+
+/// The size of a component register block at `block` in a BAR of `bar_size`
+/// bytes: 64 KiB, or what is left of the BAR.
+pub fn comp_block_size(bar_size: u64, block: u64) -> u64 {
+    COMP_BLOCK_SIZE.min(bar_size.saturating_sub(block))
+}
+
+/// Reference for the sparse mmap areas of the component BAR: the parts of
+/// `[0, bar_size)` outside the pages the block `[block, block + 64 KiB)`
+/// touches, as `(offset, size)`, never an empty one.
+pub fn expected_sparse_areas(bar_size: u64, block: u64, page: u64) -> Vec<(u64, u64)> {
+    let end = block + comp_block_size(bar_size, block);
+    let lo = block / page * page;
+    let hi = end.div_ceil(page).saturating_mul(page).min(bar_size);
+    let mut areas = Vec::new();
+    if lo > 0 {
+        areas.push((0, lo));
+    }
+    if hi < bar_size {
+        areas.push((hi, bar_size - hi));
+    }
+    areas
+}
+
 // ---------------------------------------------------------------------------
 // Raw I/O on a device fd
 // ---------------------------------------------------------------------------
@@ -808,6 +834,43 @@ pub fn try_mmap(dev: &impl AsFd, pos: u64, len: usize) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn component_bar_reference() {
+        let page = 0x1000;
+        assert_eq!(comp_block_size(0x10000, 0), 0x10000);
+        assert_eq!(comp_block_size(0x18000, 0x10000), 0x8000);
+        assert_eq!(comp_block_size(0x100000, 0x20000), 0x10000);
+        // The block fills the BAR (the QEMU device): nothing to map.
+        assert_eq!(expected_sparse_areas(0x10000, 0, page), []);
+        // At the start, at the end, in the middle.
+        assert_eq!(
+            expected_sparse_areas(0x20000, 0, page),
+            [(0x10000, 0x10000)]
+        );
+        assert_eq!(
+            expected_sparse_areas(0x20000, 0x10000, page),
+            [(0, 0x10000)]
+        );
+        assert_eq!(
+            expected_sparse_areas(0x40000, 0x10000, page),
+            [(0, 0x10000), (0x20000, 0x20000)]
+        );
+        // A block that is not page aligned takes whole pages.
+        assert_eq!(
+            expected_sparse_areas(0x40000, 0x10800, page),
+            [(0, 0x10000), (0x21000, 0x1f000)]
+        );
+        // Cut short by the end of the BAR.
+        assert_eq!(
+            expected_sparse_areas(0x18000, 0x10000, page),
+            [(0, 0x10000)]
+        );
+        assert_eq!(
+            expected_sparse_areas(0x18000, 0x10800, 0x10000),
+            [(0, 0x10000)]
+        );
+    }
 
     /// The QEMU cxl-type3 CXL.mem area: RAS, link, HDM at 0x110, one decoder.
     fn qemu_array() -> Vec<u32> {

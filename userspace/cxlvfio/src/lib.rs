@@ -14,6 +14,7 @@
 //!   counting, and a SIGBUS handler that turns faults into test results.
 //! - [`ioeventfd`]: `VFIO_DEVICE_IOEVENTFD` requests and a race on their offset.
 //! - [`parity`]: device and region info in a canonical form, compared with vfio-pci's.
+//! - [`accel`]: the register layout of the project's `cxl-accel` QEMU test device.
 //! - [`pattern`], [`iomem`], [`backend`]: test data, `/proc/iomem`, and the
 //!   markers the DPA suite leaves for the host-side backend check.
 
@@ -21,6 +22,7 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod accel;
 pub mod backend;
 pub mod cli;
 pub mod cxl;

@@ -208,6 +208,41 @@ impl Mapping {
         unsafe { p.write_volatile(value) }
     }
 
+    /// Volatile 4-byte read at `off` (a multiple of 4): one 32-bit load, as
+    /// device registers need.
+    pub fn read_u32(&self, off: usize) -> u32 {
+        assert_eq!(off % 4, 0, "unaligned 4-byte read at {off:#x}");
+        let p = self.at(off, 4).cast::<u32>();
+        // SAFETY: `p` is inside the mapping (checked by `at`) and 4-aligned
+        // (the mapping is page aligned); the mapping lives as long as `self`.
+        unsafe { p.read_volatile() }
+    }
+
+    /// Volatile 4-byte write at `off` (a multiple of 4): one 32-bit store.
+    pub fn write_u32(&self, off: usize, value: u32) {
+        assert_eq!(off % 4, 0, "unaligned 4-byte write at {off:#x}");
+        let p = self.at(off, 4).cast::<u32>();
+        // SAFETY: as in `read_u32`; the mapping is writable (or the kernel
+        // raises a fault, not memory corruption).
+        unsafe { p.write_volatile(value) }
+    }
+
+    /// Volatile 2-byte read at `off` (a multiple of 2).
+    pub fn read_u16(&self, off: usize) -> u16 {
+        assert_eq!(off % 2, 0, "unaligned 2-byte read at {off:#x}");
+        let p = self.at(off, 2).cast::<u16>();
+        // SAFETY: `p` is inside the mapping (checked by `at`) and 2-aligned.
+        unsafe { p.read_volatile() }
+    }
+
+    /// Volatile 2-byte write at `off` (a multiple of 2).
+    pub fn write_u16(&self, off: usize, value: u16) {
+        assert_eq!(off % 2, 0, "unaligned 2-byte write at {off:#x}");
+        let p = self.at(off, 2).cast::<u16>();
+        // SAFETY: as in `read_u16`.
+        unsafe { p.write_volatile(value) }
+    }
+
     /// Volatile 1-byte read at `off`.
     pub fn read_u8(&self, off: usize) -> u8 {
         let p = self.at(off, 1);
@@ -402,6 +437,29 @@ mod tests {
         assert_eq!(m.read_vec(4090, 13), b"from the file");
         assert_eq!(m.read_u8(4090), b'f');
         assert_eq!(m.read_u64(8), 0x1122_3344_5566_7788);
+    }
+
+    #[test]
+    fn narrow_accesses() {
+        let f = scratch(4096);
+        let m = Mapping::shared(f.as_fd(), 0, 4096).unwrap();
+        m.write_u32(0x10, 0xcafe_f00d);
+        m.write_u16(0x16, 0xbeef);
+        let mut b = [0u8; 8];
+        f.read_exact_at(&mut b, 0x10).unwrap();
+        assert_eq!(b, [0x0d, 0xf0, 0xfe, 0xca, 0, 0, 0xef, 0xbe]);
+        assert_eq!(m.read_u32(0x10), 0xcafe_f00d);
+        assert_eq!(m.read_u16(0x12), 0xcafe);
+        assert_eq!(m.read_u16(0x16), 0xbeef);
+        assert_eq!(m.read_u32(0x14), 0xbeef_0000);
+    }
+
+    #[test]
+    #[should_panic(expected = "unaligned 4-byte read")]
+    fn narrow_accesses_are_aligned() {
+        let f = scratch(4096);
+        let m = Mapping::shared(f.as_fd(), 0, 4096).unwrap();
+        m.read_u32(2);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! and checks the kernel log for warnings.
 //!
 //! ```text
-//! cxlvfio-smoke [--device <BDF>] [--expect-ids VVVV:DDDD]
+//! cxlvfio-smoke [--device <BDF>] [--expect-ids VVVV:DDDD] [--expect-bar0-size SIZE]
 //! ```
 
 use std::collections::HashSet;
@@ -37,18 +37,32 @@ const PARAM: &str = "disable_cxl";
 const EXPECTED_BAR0_SIZE: u64 = 0x10000;
 /// QEMU `cxl-type3` PCI IDs.
 const DEFAULT_IDS: (u16, u16) = (0x8086, 0x0d93);
+/// The project's `cxl-accel` test device (qemu/patches): its PCI IDs and BAR0, the
+/// component register block between accelerator register windows.
+const ACCEL_IDS: (u16, u16) = (0x1b36, 0x00ca);
+const ACCEL_BAR0_SIZE: u64 = 0x40000;
+
+/// The BAR0 size of a test device known by its IDs, else the type-3's.
+fn default_bar0_size(ids: (u16, u16)) -> u64 {
+    if ids == ACCEL_IDS {
+        ACCEL_BAR0_SIZE
+    } else {
+        EXPECTED_BAR0_SIZE
+    }
+}
 /// At most this many kernel log problem lines are printed.
 const MAX_LOG_LINES: usize = 40;
 /// Sysfs writes and rmmod that block longer than this mean a hung driver.
 const KERNEL_OP_TIMEOUT: Duration = Duration::from_secs(30);
 
 const USAGE: &str = "usage: cxlvfio-smoke [--device <BDF>] [--expect-ids VVVV:DDDD] \
-[--expect-disable-cxl Y|N]\n\
+[--expect-disable-cxl Y|N] [--expect-bar0-size SIZE]\n\
 \n\
 Runs the cxl-vfio-pci smoke tests against <BDF> (default: $CXL_BDF) and prints\n\
 KTAP. --expect-ids defaults to 8086:0d93, --expect-disable-cxl (the module\n\
-parameter the harness loaded the driver with) to N. Exit status 0 if every\n\
-test passed.";
+parameter the harness loaded the driver with) to N, --expect-bar0-size to the\n\
+BAR0 of the QEMU device with those ids (cxl-type3 0x10000, cxl-accel 1b36:00ca\n\
+0x40000). Exit status 0 if every test passed.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Options {
@@ -57,12 +71,24 @@ struct Options {
     device: u16,
     /// The value of `disable_cxl` the module was loaded with.
     disable_cxl: bool,
+    /// BAR0 size the device must have.
+    bar0_size: u64,
 }
 
 /// `Ok(None)` means help was requested.
 fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options>, String> {
     let mut disable_cxl = false;
+    let mut bar0_size = None;
     let dev = cli::parse_device_args(args, env_bdf, DEFAULT_IDS, |opt| match opt.key {
+        "--expect-bar0-size" => {
+            let v = opt.value()?;
+            bar0_size = Some(
+                pci::parse_hex(&v)
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("bad --expect-bar0-size {v:?}: a hex size"))?,
+            );
+            Ok(true)
+        }
         "--expect-disable-cxl" => {
             disable_cxl = match opt.value()?.as_str() {
                 "Y" | "y" | "1" => true,
@@ -74,6 +100,7 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
         _ => Ok(false),
     })?;
     Ok(dev.map(|dev| Options {
+        bar0_size: bar0_size.unwrap_or_else(|| default_bar0_size((dev.vendor, dev.device))),
         bdf: dev.bdf,
         vendor: dev.vendor,
         device: dev.device,
@@ -360,11 +387,9 @@ fn bar0_size(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
         res.end,
         res.size()
     ));
-    if region.size != EXPECTED_BAR0_SIZE {
-        return Err(format!(
-            "size {:#x}, expected {EXPECTED_BAR0_SIZE:#x}",
-            region.size
-        ));
+    let want = ctx.opts.bar0_size;
+    if region.size != want {
+        return Err(format!("size {:#x}, expected {want:#x}", region.size));
     }
     if !region.has_flags(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE) {
         return Err(format!(
@@ -628,8 +653,27 @@ mod tests {
                 vendor: 0x8086,
                 device: 0x0d93,
                 disable_cxl: false,
+                bar0_size: 0x10000,
             }
         );
+        // The accelerator's BAR0 goes with its ids; an explicit size wins.
+        let o = parse_args(&s(&["--expect-ids", "1b36:00ca"]), Some("15:00.0".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.bar0_size, 0x40000);
+        let o = parse_args(
+            &s(&["--expect-bar0-size=0x20000", "--expect-ids", "1b36:00ca"]),
+            Some("15:00.0".into()),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.bar0_size, 0x20000);
+        for bad in ["0", "zero", ""] {
+            assert!(
+                parse_args(&s(&["--expect-bar0-size", bad]), Some("15:00.0".into())).is_err(),
+                "{bad:?}"
+            );
+        }
         let o = parse_args(&s(&["--device=0d:00.0", "--expect-disable-cxl", "Y"]), None)
             .unwrap()
             .unwrap();
