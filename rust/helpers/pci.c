@@ -17,3 +17,11 @@ int rust_helper_pm_runtime_put(struct device *dev)
 {
 	return pm_runtime_put(dev);
 }
+
+#include <linux/acpi.h>
+
+/* ACPI_HANDLE() is a macro (NULL without ACPI). */
+void *rust_helper_device_acpi_handle(struct device *dev)
+{
+	return ACPI_HANDLE(dev);
+}

@@ -248,6 +248,39 @@ impl Device {
         (pos != 0).then_some(pos as u16)
     }
 
+    /// The ACPI `_UID` of the host bridge above the function (for CXL, the number the ACPI CEDT
+    /// names it by); `None` when the platform does not name it (no ACPI, no companion, no
+    /// `_UID`).
+    pub fn host_bridge_uid(&self) -> Option<u64> {
+        #[cfg(CONFIG_ACPI)]
+        {
+            // SAFETY: `self` is a valid function, on a bus that lives as long as it.
+            let bridge = unsafe { bindings::pci_find_host_bridge((*self.as_raw()).bus) };
+            if bridge.is_null() {
+                return None;
+            }
+            // SAFETY: The host bridge is an ancestor of the function: it outlives it.
+            let handle = unsafe { bindings::device_acpi_handle(&mut (*bridge).dev) };
+            if handle.is_null() {
+                return None;
+            }
+            let mut uid: u64 = 0;
+            // SAFETY: `handle` is a valid ACPI handle; the path is a NUL-terminated string ACPICA
+            // only reads; `uid` is valid for the write.
+            let status = unsafe {
+                bindings::acpi_evaluate_integer(
+                    handle,
+                    c"_UID".as_ptr().cast_mut().cast(),
+                    core::ptr::null_mut(),
+                    &mut uid,
+                )
+            };
+            (status == 0).then_some(uid)
+        }
+        #[cfg(not(CONFIG_ACPI))]
+        None
+    }
+
     /// Offset of the Power Management capability, found at enumeration.
     pub fn pm_cap(&self) -> Option<u16> {
         // SAFETY: `self` is a valid function; `pm_cap` is set at enumeration and never changes.

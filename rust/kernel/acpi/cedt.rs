@@ -16,6 +16,8 @@ const ACPI_HEADER_SIZE: usize = 36;
 const TYPE_CFMWS: u8 = 1;
 /// Bytes of a CFMWS before its interleave target list.
 const CFMWS_FIXED_SIZE: usize = 36;
+/// Bytes of a CFMWS with one interleave target.
+const CFMWS_ONE_TARGET_SIZE: usize = CFMWS_FIXED_SIZE + 4;
 
 /// A CXL Fixed Memory Window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub struct Window {
     pub size: u64,
     /// Encoded number of interleave ways across host bridges (0: one host bridge).
     pub eniw: u8,
+    /// The first interleave target: the ACPI `_UID` of a host bridge (the only one when
+    /// `eniw` is 0).
+    pub first_target: u32,
 }
 
 impl Window {
@@ -77,13 +82,21 @@ pub fn for_each_window(table: &[u8], found: &mut dyn FnMut(Window)) -> Result<()
             return Err(bad);
         }
         if kind == TYPE_CFMWS {
-            if len < CFMWS_FIXED_SIZE {
+            if len < CFMWS_ONE_TARGET_SIZE {
                 return Err(bad);
             }
             let base = le::<8>(table, at + 8).map(u64::from_le_bytes).ok_or(bad)?;
             let size = le::<8>(table, at + 16).map(u64::from_le_bytes).ok_or(bad)?;
             let eniw = *table.get(at + 24).ok_or(bad)?;
-            found(Window { base, size, eniw });
+            let first_target = le::<4>(table, at + CFMWS_FIXED_SIZE)
+                .map(u32::from_le_bytes)
+                .ok_or(bad)?;
+            found(Window {
+                base,
+                size,
+                eniw,
+                first_target,
+            });
         }
         at += len;
     }

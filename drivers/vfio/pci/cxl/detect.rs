@@ -210,7 +210,10 @@ pub(crate) fn detect(pdev: &pci::Device) -> Result<CxlDevice, DetectError> {
         };
         let windows = cxl_windows(pdev);
         let capacity = dvsec_capacity(dvsec, cap, &mut read);
-        match window::check(committed, &windows, capacity) {
+        let host_bridge = pdev
+            .host_bridge_uid()
+            .and_then(|uid| u32::try_from(uid).ok());
+        match window::check(committed, &windows, host_bridge, capacity) {
             Ok(()) => true,
             Err(why) => {
                 dev_warn!(

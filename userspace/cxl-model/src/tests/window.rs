@@ -6,7 +6,11 @@ use crate::window::*;
 use std::vec;
 use std::vec::Vec;
 
-/// A CEDT with one CHBS and the given CFMWS (base, size, eniw).
+/// The host bridge above the device in these tests (its ACPI `_UID`), and another one.
+const HB: u32 = 12;
+const OTHER_HB: u32 = 13;
+
+/// A CEDT with one CHBS and the given CFMWS (base, size, eniw), each targeting [`HB`] first.
 fn cedt(windows: &[(u64, u64, u8)]) -> Vec<u8> {
     let mut t = Vec::new();
     t.extend_from_slice(b"CEDT");
@@ -22,6 +26,7 @@ fn cedt(windows: &[(u64, u64, u8)]) -> Vec<u8> {
         w[8..16].copy_from_slice(&base.to_le_bytes());
         w[16..24].copy_from_slice(&size.to_le_bytes());
         w[24] = eniw;
+        w[36..40].copy_from_slice(&HB.to_le_bytes());
         t.extend_from_slice(&w);
     }
     let len = t.len() as u32;
@@ -47,12 +52,14 @@ fn cedt_windows_are_found_after_other_structures() {
             Window {
                 base: 0x29_0000_0000,
                 size: 4 * GIB,
-                eniw: 0
+                eniw: 0,
+                first_target: HB,
             },
             Window {
                 base: 0x40_0000_0000,
                 size: GIB,
-                eniw: 1
+                eniw: 1,
+                first_target: HB,
             }
         ])
     );
@@ -86,6 +93,7 @@ const WINDOWS: &[Window] = &[Window {
     base: 0x29_0000_0000,
     size: 4 * GIB,
     eniw: 0,
+    first_target: HB,
 }];
 
 fn dec(base: u64, size: u64, iw: u32) -> Committed {
@@ -95,11 +103,21 @@ fn dec(base: u64, size: u64, iw: u32) -> Committed {
 #[test]
 fn a_plain_decoder_inside_a_window_is_accepted() {
     assert_eq!(
-        check(dec(0x29_0000_0000, 256 * MIB, 0), WINDOWS, 256 * MIB),
+        check(
+            dec(0x29_0000_0000, 256 * MIB, 0),
+            WINDOWS,
+            Some(HB),
+            256 * MIB
+        ),
         Ok(())
     );
     assert_eq!(
-        check(dec(0x29_0000_0000 + 3 * GIB, GIB, 0), WINDOWS, 2 * GIB),
+        check(
+            dec(0x29_0000_0000 + 3 * GIB, GIB, 0),
+            WINDOWS,
+            Some(HB),
+            2 * GIB
+        ),
         Ok(())
     );
 }
@@ -107,11 +125,16 @@ fn a_plain_decoder_inside_a_window_is_accepted() {
 #[test]
 fn each_rule_refuses_with_its_reason() {
     assert_eq!(
-        check(dec(0x29_0000_0000, 256 * MIB, 1), WINDOWS, 256 * MIB),
+        check(
+            dec(0x29_0000_0000, 256 * MIB, 1),
+            WINDOWS,
+            Some(HB),
+            256 * MIB
+        ),
         Err(Refusal::Interleaved { iw: 1 })
     );
     assert_eq!(
-        check(dec(0x29_0000_0000, 256 * MIB, 0), &[], 256 * MIB),
+        check(dec(0x29_0000_0000, 256 * MIB, 0), &[], Some(HB), 256 * MIB),
         Err(Refusal::NoWindows)
     );
     // Below, straddling the end of, and past the window.
@@ -121,26 +144,42 @@ fn each_rule_refuses_with_its_reason() {
         0x30_0000_0000,
     ] {
         assert_eq!(
-            check(dec(base, 256 * MIB, 0), WINDOWS, 256 * MIB),
+            check(dec(base, 256 * MIB, 0), WINDOWS, Some(HB), 256 * MIB),
             Err(Refusal::OutsideWindows),
             "base {base:#x}"
         );
     }
     assert_eq!(
-        check(dec(u64::MAX - MIB, 256 * MIB, 0), WINDOWS, 256 * MIB),
+        check(
+            dec(u64::MAX - MIB, 256 * MIB, 0),
+            WINDOWS,
+            Some(HB),
+            256 * MIB
+        ),
         Err(Refusal::OutsideWindows)
     );
     let interleaved = [Window {
         base: 0x29_0000_0000,
         size: 4 * GIB,
         eniw: 1,
+        first_target: HB,
     }];
     assert_eq!(
-        check(dec(0x29_0000_0000, 256 * MIB, 0), &interleaved, 256 * MIB),
+        check(
+            dec(0x29_0000_0000, 256 * MIB, 0),
+            &interleaved,
+            Some(HB),
+            256 * MIB
+        ),
         Err(Refusal::InterleavedWindow { eniw: 1 })
     );
     assert_eq!(
-        check(dec(0x29_0000_0000, 512 * MIB, 0), WINDOWS, 256 * MIB),
+        check(
+            dec(0x29_0000_0000, 512 * MIB, 0),
+            WINDOWS,
+            Some(HB),
+            256 * MIB
+        ),
         Err(Refusal::LargerThanCapacity {
             capacity: 256 * MIB
         })
@@ -149,10 +188,45 @@ fn each_rule_refuses_with_its_reason() {
         base: 0,
         size: 1 << 42,
         eniw: 0,
+        first_target: HB,
     }];
     assert_eq!(
-        check(dec(0, 1 << 41, 0), &huge, 1 << 42),
+        check(dec(0, 1 << 41, 0), &huge, Some(HB), 1 << 42),
         Err(Refusal::LargerThanRegion)
     );
-    assert_eq!(check(dec(0, 1 << 40, 0), &huge, 1 << 42), Ok(()));
+    assert_eq!(check(dec(0, 1 << 40, 0), &huge, Some(HB), 1 << 42), Ok(()));
+}
+
+#[test]
+fn a_window_of_another_host_bridge_is_refused() {
+    // Two windows, one per host bridge: the device's decoder in the other one's window
+    // decodes the other device's memory.
+    let two = [
+        WINDOWS[0],
+        Window {
+            base: 0x2a_0000_0000,
+            size: 4 * GIB,
+            eniw: 0,
+            first_target: OTHER_HB,
+        },
+    ];
+    assert_eq!(
+        check(dec(0x29_0000_0000, 256 * MIB, 0), &two, Some(HB), 256 * MIB),
+        Ok(())
+    );
+    assert_eq!(
+        check(dec(0x2a_0000_0000, 256 * MIB, 0), &two, Some(HB), 256 * MIB),
+        Err(Refusal::OtherHostBridge {
+            target: OTHER_HB,
+            ours: Some(HB)
+        })
+    );
+    // A platform that does not name the device's host bridge proves nothing.
+    assert_eq!(
+        check(dec(0x29_0000_0000, 256 * MIB, 0), &two, None, 256 * MIB),
+        Err(Refusal::OtherHostBridge {
+            target: HB,
+            ours: None
+        })
+    );
 }

@@ -10,8 +10,10 @@
 //!   interleave set (the endpoint drops the interleave bits to find its DPA), so 1 way proves
 //!   that every line of the range is this device's;
 //! - the range lies inside one CXL Fixed Memory Window that the platform describes in the ACPI
-//!   CEDT (CFMWS), which is not itself interleaved across host bridges: a base outside every
-//!   window could be anything (an unclaimed BAR, a reserved range of the platform);
+//!   CEDT (CFMWS), which is not itself interleaved across host bridges and targets the host
+//!   bridge above this device: a base outside every window could be anything (an unclaimed
+//!   BAR, a reserved range of the platform), and a window of another host bridge routes to
+//!   another device's memory;
 //! - its size is within the capacity the CXL Device DVSEC's ranges report, and fits a VFIO
 //!   region (vfio-pci gives each region 2^40 bytes of the device file).
 
@@ -37,6 +39,13 @@ pub(crate) enum Refusal {
         /// The window's encoded interleave ways.
         eniw: u8,
     },
+    /// The range is inside a window of another host bridge.
+    OtherHostBridge {
+        /// The host bridge the window targets (its ACPI `_UID`).
+        target: u32,
+        /// The host bridge above the device, if the platform names it.
+        ours: Option<u32>,
+    },
     /// The range does not fit a VFIO region.
     LargerThanRegion,
     /// The range is larger than the device's memory.
@@ -58,8 +67,15 @@ pub(crate) struct Committed {
 }
 
 /// Checks decoder 0 against the rules of this module. `windows` are the platform's CFMWS,
-/// `capacity` the sum of the DVSEC range sizes.
-pub(crate) fn check(dec: Committed, windows: &[Window], capacity: u64) -> Result<(), Refusal> {
+/// `host_bridge` the ACPI `_UID` of the host bridge above the device (`None`: the platform
+/// does not name it, and no window can be proven to be the device's), `capacity` the sum of the
+/// DVSEC range sizes.
+pub(crate) fn check(
+    dec: Committed,
+    windows: &[Window],
+    host_bridge: Option<u32>,
+    capacity: u64,
+) -> Result<(), Refusal> {
     if dec.iw != 0 {
         return Err(Refusal::Interleaved { iw: dec.iw });
     }
@@ -72,6 +88,12 @@ pub(crate) fn check(dec: Committed, windows: &[Window], capacity: u64) -> Result
         .ok_or(Refusal::OutsideWindows)?;
     if window.eniw != 0 {
         return Err(Refusal::InterleavedWindow { eniw: window.eniw });
+    }
+    if host_bridge != Some(window.first_target) {
+        return Err(Refusal::OtherHostBridge {
+            target: window.first_target,
+            ours: host_bridge,
+        });
     }
     if dec.size > capacity {
         return Err(Refusal::LargerThanCapacity { capacity });
@@ -93,6 +115,17 @@ impl core::fmt::Display for Refusal {
             Self::InterleavedWindow { eniw } => write!(
                 f,
                 "its CXL window interleaves host bridges (ENIW {eniw}): the range is not this device's alone"
+            ),
+            Self::OtherHostBridge {
+                target,
+                ours: Some(ours),
+            } => write!(
+                f,
+                "its CXL window targets host bridge UID {target}, not this device's (UID {ours}): the range is another device's"
+            ),
+            Self::OtherHostBridge { target, ours: None } => write!(
+                f,
+                "its CXL window targets host bridge UID {target}, and the platform does not name this device's host bridge"
             ),
             Self::LargerThanRegion => write!(
                 f,
