@@ -119,7 +119,34 @@ f=$(grep -cE '^not ok [0-9]+ ' "$logs/backend.ktap")
 count backend "$p" "$f"
 rm -f "$logs/cxl-mem.raw"
 
-# 5. In-kernel: KUnit doctests, run at boot of the first VM.
+# 5. The project's QEMU 10.0 (Debian's source + qemu/patches, built once and cached): a
+#    type-3 on one host bridge and the cxl-accel Type-2 device on another, each with its window.
+echo "== the project's QEMU (scripts/qemu-build.sh, log: $logs/qemu-build.log)"
+if ! qemu=$(scripts/qemu-build.sh --print-path 2>/dev/null); then
+	qemu_start=$SECONDS
+	qemu=$(scripts/qemu-build.sh 2>"$logs/qemu-build.log" | tail -n 1) || qemu=
+	echo "run-tests: QEMU built in $((SECONDS - qemu_start)) s"
+fi
+if [ -x "$qemu" ]; then
+	count qemu-build 1 0
+	# The accelerator: its component BAR's two sparse areas, the doorbell through the
+	# mapping, CACHE_CAPABLE, the decoders in COMP_REGS, the block refused; then with two
+	# decoders and the block at the BAR's start.
+	VM_QEMU_FLAVOR=project vm_suite vm-accel -- target/release/cxlvfio-accel --expect-decoders 1 --expect-comp-block middle
+	VM_QEMU_FLAVOR=project VM_ACCEL_DECODERS=2 VM_ACCEL_COMP_BLOCK=start vm_suite vm-accel-2dec-start -- target/release/cxlvfio-accel --expect-decoders 2 --expect-comp-block start
+	# Every COMP_REGS and DVSEC rule on the accelerator; its PM Control path (it has a PM
+	# capability, QEMU 7.2's type-3 has none).
+	VM_QEMU_FLAVOR=project vm_suite vm-cxl-accel -- bash -c 'target/release/cxlvfio-cxl --device "$ACCEL_BDF" --expect-ids 1b36:00ca --expect-decoders 1'
+	VM_QEMU_FLAVOR=project vm_suite vm-pm-accel -- bash -c 'target/release/cxlvfio-dpa --device "$ACCEL_BDF" --expect-ids 1b36:00ca --only dpa_pm_control'
+	# Two windows, one per host bridge: a decoder in the other device's window is refused.
+	VM_QEMU_FLAVOR=project vm_suite vm-decoder-rules-2hb -- tests/vm/decoder-rules.sh
+else
+	echo "run-tests: the project's QEMU could not be built; see $logs/qemu-build.log"
+	tail -n 20 "$logs/qemu-build.log" 2>/dev/null
+	count qemu-build 0 1
+fi
+
+# 6. In-kernel: KUnit doctests, run at boot of the first VM.
 echo "== KUnit doctests (from the guest kernel log)"
 kp=0 kf=0
 if [ -s "$logs/dmesg" ]; then
