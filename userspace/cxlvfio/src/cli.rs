@@ -80,3 +80,26 @@ pub fn parse_device_args(
         device: ids.1,
     }))
 }
+
+/// The device of a program that takes `--device <BDF>` (default `$CXL_BDF`) and the options
+/// `extra` knows, without checking its ids. On `--help` prints `usage` and returns
+/// `Err(SUCCESS)`; on a bad argument prints it (prefixed `prog`) with `usage` and returns
+/// `Err(2)`: the caller exits with that.
+pub fn device_or_exit(
+    prog: &str,
+    usage: &str,
+    args: &[String],
+    extra: impl FnMut(&mut Opt<'_, '_>) -> Result<bool, String>,
+) -> Result<String, std::process::ExitCode> {
+    match parse_device_args(args, std::env::var("CXL_BDF").ok(), (0, 0), extra) {
+        Ok(Some(dev)) => Ok(dev.bdf),
+        Ok(None) => {
+            println!("{usage}");
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{prog}: {e}\n{usage}");
+            Err(std::process::ExitCode::from(2))
+        }
+    }
+}

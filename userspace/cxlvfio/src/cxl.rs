@@ -1235,4 +1235,27 @@ impl RealHdm {
     pub fn read(&self, off: u64) -> Result<u32, String> {
         self.map.read_u32(off).map_err(|e| e.to_string())
     }
+
+    /// Decoder `n`'s base, size and Control register as the hardware holds them.
+    pub fn decoder(&self, n: usize) -> Result<(u64, u64, u32), String> {
+        let reg = |r: usize| self.read(self.decoder_reg(n, r));
+        let base =
+            u64::from(reg(DEC_BASE_HI)?) << 32 | u64::from(reg(DEC_BASE_LO)? & LOW_ADDR_MASK);
+        let size =
+            u64::from(reg(DEC_SIZE_HI)?) << 32 | u64::from(reg(DEC_SIZE_LO)? & LOW_ADDR_MASK);
+        Ok((base, size, reg(DEC_CTRL)?))
+    }
+
+    /// Checks that decoder 0 is committed with `base` and `size`, as firmware left it; the
+    /// error says what it holds instead, prefixed with `when`.
+    pub fn check_firmware_decoder(&self, base: u64, size: u64, when: &str) -> Result<(), String> {
+        let (real_base, real_size, ctrl) = self.decoder(0)?;
+        if real_base != base || real_size != size || ctrl & CTRL_COMMITTED == 0 {
+            return Err(format!(
+                "{when}: decoder 0 base {real_base:#x} size {real_size:#x} control {ctrl:#010x}, \
+                 firmware committed base {base:#x} size {size:#x}"
+            ));
+        }
+        Ok(())
+    }
 }

@@ -278,6 +278,33 @@ pub fn probe(bdf: &str) -> io::Result<()> {
     fs::write(path, bdf).context(|| format!("write {bdf} to {}", path.display()))
 }
 
+/// Keeps a function in D0 while it lives: writes `on` to its `power/control` (the PCI core
+/// resumes it and runtime PM leaves it powered), and puts back what was there when dropped.
+/// For reading a device's registers past its driver while nobody has it open.
+pub struct RuntimePmOn {
+    path: PathBuf,
+    before: String,
+}
+
+impl RuntimePmOn {
+    /// Sets `power/control` of `bdf` to `on`.
+    pub fn new(bdf: &str) -> io::Result<Self> {
+        let path = device_dir(bdf).join("power/control");
+        let before = fs::read_to_string(&path)
+            .context(|| format!("read {}", path.display()))?
+            .trim()
+            .to_string();
+        fs::write(&path, "on").context(|| format!("write on to {}", path.display()))?;
+        Ok(Self { path, before })
+    }
+}
+
+impl Drop for RuntimePmOn {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.path, &self.before);
+    }
+}
+
 /// Parses a `VVVV:DDDD` vendor:device pair (hex, optional `0x`).
 pub fn parse_ids(s: &str) -> Option<(u16, u16)> {
     let (v, d) = s.split_once(':')?;

@@ -228,18 +228,9 @@ fn run(bdf: &str) -> Result<(), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The ids are not checked: any device the driver serves with a DPA region will do.
-    let parsed =
-        cli::parse_device_args(&args, std::env::var("CXL_BDF").ok(), (0, 0), |_| Ok(false));
-    let bdf = match parsed {
-        Ok(Some(dev)) => dev.bdf,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("cxlvfio-bench: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let bdf = match cli::device_or_exit("cxlvfio-bench", USAGE, &args, |_| Ok(false)) {
+        Ok(bdf) => bdf,
+        Err(code) => return code,
     };
     match run(&bdf) {
         Ok(()) => ExitCode::SUCCESS,

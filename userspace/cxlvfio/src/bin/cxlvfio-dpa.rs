@@ -32,10 +32,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cxlvfio::backend::{self, Marker};
 use cxlvfio::cli;
 use cxlvfio::cxl::{
-    component_block, find_dvsec, CapArray, HdmLayout, RealHdm, CTRL_COMMITTED,
-    CXL_CM_CAP_CAP_ID_HDM, CXL_CM_OFFSET, DEC_BASE_HI, DEC_BASE_LO, DEC_CTRL, DEC_SIZE_HI,
-    DEC_SIZE_LO, DVSEC_CAPABILITY, DVSEC_CAP_CACHE, DVSEC_ID_CXL_DEVICE, DVSEC_VENDOR_CXL,
-    LOW_ADDR_MASK, VFIO_REGION_TYPE_CXL,
+    component_block, find_dvsec, CapArray, HdmLayout, RealHdm, COMP_BLOCK_SIZE,
+    CXL_CM_CAP_CAP_ID_HDM, CXL_CM_OFFSET, DEC_BASE_LO, DEC_CTRL, DEC_SIZE_HI, DEC_SIZE_LO,
+    DVSEC_CAPABILITY, DVSEC_CAP_CACHE, DVSEC_ID_CXL_DEVICE, DVSEC_VENDOR_CXL, LOW_ADDR_MASK,
+    VFIO_REGION_TYPE_CXL,
 };
 use cxlvfio::error::raw_os_error;
 use cxlvfio::ioeventfd;
@@ -49,9 +49,10 @@ use cxlvfio::uapi::{
     device_flags_str, region_flags_str, VfioDeviceInfo, VfioDeviceInfoCapCxl,
     VFIO_CXL_CAP_CACHE_CAPABLE, VFIO_CXL_CAP_FIRMWARE_COMMITTED, VFIO_DEVICE_FLAGS_CAPS,
     VFIO_DEVICE_FLAGS_CXL, VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET,
-    VFIO_DEVICE_INFO_CAP_CXL, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_CAP_TYPE,
-    VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ,
-    VFIO_REGION_INFO_FLAG_WRITE, VFIO_REGION_SUBTYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
+    VFIO_DEVICE_INFO_CAP_CXL, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_NUM_IRQS,
+    VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_CAP_TYPE, VFIO_REGION_INFO_FLAG_CAPS,
+    VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
+    VFIO_REGION_SUBTYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
 };
 use cxlvfio::{kmod, open_device, pci, Container, Device, DeviceInfo, Group, RegionInfo};
 
@@ -61,11 +62,6 @@ const DEFAULT_IDS: (u16, u16) = (0x8086, 0x0d93);
 const DRIVER: &str = "cxl-vfio-pci";
 /// Device-specific regions the driver adds after the 9 of vfio-pci: DPA and COMP_REGS.
 const DEVICE_SPECIFIC_REGIONS: u32 = 2;
-/// What the firmware emulation committed decoder 0 with: the whole 256 MiB backend.
-const EXPECTED_DPA_SIZE: u64 = 256 << 20;
-/// Where the QEMU device's component registers are: BAR0, CXL.mem area at +0x1000.
-const EXPECTED_HDM_BAR: u8 = 0;
-const EXPECTED_HDM_REGS_OFFSET: u64 = 0x1000;
 /// `VFIO_PCI_OFFSET_SHIFT`: region `i` starts at offset `i << 40` of the device fd.
 const REGION_OFFSET_SHIFT: u32 = 40;
 
@@ -1108,12 +1104,6 @@ fn device_info_cxl_cap(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
             cap.data.len() + 8
         ));
     }
-    if (c.hdm_regs_bar_index, c.hdm_regs_offset) != (EXPECTED_HDM_BAR, EXPECTED_HDM_REGS_OFFSET) {
-        problems.push(format!(
-            "HDM registers at BAR{} +{:#x}, expected BAR{EXPECTED_HDM_BAR} +{EXPECTED_HDM_REGS_OFFSET:#x}",
-            c.hdm_regs_bar_index, c.hdm_regs_offset
-        ));
-    }
     if c.reserved != [0; 3] {
         problems.push(format!("reserved bytes {:?}", c.reserved));
     }
@@ -1266,9 +1256,10 @@ fn dpa_region_info(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
             if dpa.size != decoder {
                 problems.push(format!("size {:#x}, decoder 0 size {decoder:#x}", dpa.size));
             }
-            if decoder != EXPECTED_DPA_SIZE {
+            let (_, committed, _) = RealHdm::locate(&ctx.opts.bdf)?.decoder(0)?;
+            if decoder != committed {
                 problems.push(format!(
-                    "decoder 0 size {decoder:#x}, the firmware committed {EXPECTED_DPA_SIZE:#x}"
+                    "decoder 0 size {decoder:#x}, the firmware committed {committed:#x}"
                 ));
             }
         }
@@ -1808,13 +1799,17 @@ const IOEVENTFD_DATA: u64 = 0x1234_5678;
 /// aimed at the component register block (the real HDM decoder 0 Base Low here) must be
 /// refused, while one elsewhere (another BAR) is accepted.
 fn ioeventfd_refused_on_block(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let hdm = RealHdm::locate(&ctx.opts.bdf)?;
+    let harmless = harmless_ioeventfd_offset(ctx, &hdm)?;
     let dev = ctx.dev()?;
     let eventfd = ioeventfd::eventfd().map_err(|e| format!("eventfd: {e}"))?;
     let efd = eventfd.as_raw_fd();
-    let block_target = 0x1000 + 0x110 + 0x10; // BAR0: component block + CXL.mem + HDM + base low
+    // Decoder 0 Base Low, in the component register block.
+    let block_target = (u64::from(hdm.bar) << 40) + hdm.decoder_reg(0, DEC_BASE_LO);
     let refused = ioeventfd::set(dev, block_target, IOEVENTFD_DATA, efd);
     diag.push(format!(
-        "ioeventfd on BAR0 +{block_target:#x}: {}",
+        "ioeventfd on {}: {}",
+        describe_offset(block_target),
         match &refused {
             Ok(()) => "accepted".to_string(),
             Err(e) => describe_err(e),
@@ -1829,24 +1824,50 @@ fn ioeventfd_refused_on_block(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResu
         }
         Err(e) => problems.push(format!("expected EINVAL, got {}", describe_err(&e))),
     }
-    // Control: a BAR outside the block takes an ioeventfd (vfio-pci's behaviour).
-    let other = (1..6u32).find(|&i| dev.region_info(i).is_ok_and(|r| r.size >= 4));
-    match other {
-        Some(bar) => {
-            let offset = (u64::from(bar)) << 40;
-            match ioeventfd::set(dev, offset, IOEVENTFD_DATA, efd) {
-                Ok(()) => {
-                    diag.push(format!("ioeventfd on BAR{bar} +0x0: accepted"));
-                    if let Err(e) = ioeventfd::set(dev, offset, IOEVENTFD_DATA, -1) {
-                        problems.push(format!("unregistering on BAR{bar}: {}", describe_err(&e)));
-                    }
-                }
-                Err(e) => problems.push(format!("ioeventfd on BAR{bar}: {}", describe_err(&e))),
+    // Control: a BAR offset outside the block takes an ioeventfd (vfio-pci's behaviour).
+    let at = describe_offset(harmless);
+    match ioeventfd::set(dev, harmless, IOEVENTFD_DATA, efd) {
+        Ok(()) => {
+            diag.push(format!("ioeventfd on {at}: accepted"));
+            if let Err(e) = ioeventfd::set(dev, harmless, IOEVENTFD_DATA, -1) {
+                problems.push(format!("unregistering on {at}: {}", describe_err(&e)));
             }
         }
-        None => diag.push("no other BAR for the control case".to_string()),
+        Err(e) => problems.push(format!("ioeventfd on {at}: {}", describe_err(&e))),
     }
     all_ok(problems, diag)
+}
+
+/// `BARn +offset` for a device-file offset of a BAR.
+fn describe_offset(pos: u64) -> String {
+    format!("BAR{} +{:#x}", pos >> 40, pos & ((1 << 40) - 1))
+}
+
+/// A device-file offset where vfio-pci-core takes an ioeventfd and nothing of the CXL block
+/// lies: another BAR, or, on a device with the block in its only BAR (an accelerator), the
+/// component BAR outside the block.
+fn harmless_ioeventfd_offset(ctx: &Ctx, hdm: &RealHdm) -> Result<u64, String> {
+    let dev = ctx.dev()?;
+    if let Some(bar) = (0..6u32)
+        .filter(|&i| i != hdm.bar)
+        .find(|&i| dev.region_info(i).is_ok_and(|r| r.size >= 4))
+    {
+        return Ok(u64::from(bar) << 40);
+    }
+    let (_, block) = component_block(&sysfs_config(&ctx.opts.bdf)?)
+        .ok_or("no component register block in the Register Locator")?;
+    let bar_size = dev
+        .region_info(hdm.bar)
+        .map_err(|e| format!("region info of BAR{}: {e}", hdm.bar))?
+        .size;
+    let outside = if block >= 8 {
+        0
+    } else if block + COMP_BLOCK_SIZE + 8 <= bar_size {
+        block + COMP_BLOCK_SIZE
+    } else {
+        return Err("the component block fills the only BAR: no harmless offset".into());
+    };
+    Ok((u64::from(hdm.bar) << 40) + outside)
 }
 
 /// `VFIO_DEVICE_GET_REGION_INFO` with an `index` a second thread flips between another BAR and
@@ -1858,10 +1879,11 @@ fn region_info_index_race(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     let reference = dev
         .region_info(hdm.bar)
         .map_err(|e| format!("region info of BAR{}: {e}", hdm.bar))?;
-    let other = (0..6u32)
+    // Another BAR, or the config region (index 7) on a device with one BAR.
+    let other = (0..=VFIO_PCI_CONFIG_REGION_INDEX)
         .filter(|&i| i != hdm.bar)
         .find(|&i| dev.region_info(i).is_ok_and(|r| r.size > 0))
-        .ok_or("no other BAR")?;
+        .ok_or("no other region")?;
     let r = ioeventfd::race_region_info(dev, other, hdm.bar, reference.flags, 20_000)
         .map_err(|e| format!("race: {e}"))?;
     diag.push(format!(
@@ -1901,16 +1923,12 @@ fn ioeventfd_offset_race(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     // A stray ioeventfd is signalled once: it would write decoder 0 Control with its
     // interleave granularity changed, which the real register would show.
     let data = u64::from(hdm.read(ctrl_at)? ^ 0xf);
-    let harmless_bar = (0..6u32)
-        .filter(|&i| i != hdm.bar)
-        .find(|&i| dev.region_info(i).is_ok_and(|r| r.size >= 4))
-        .ok_or("no BAR besides the component BAR to take the harmless registrations")?;
-    let harmless = u64::from(harmless_bar) << 40;
+    let harmless = harmless_ioeventfd_offset(ctx, &hdm)?;
     let report = ioeventfd::race_offset(dev, harmless, target, data, IOEVENTFD_RACE_ATTEMPTS)
         .map_err(|e| format!("race: {e}"))?;
     diag.push(format!(
-        "offset flipped between BAR{harmless_bar} +0 and BAR{} +{ctrl_at:#x}: {} attempts, {} refused, {} registered at the harmless offset, {} stray",
-        hdm.bar, report.attempts, report.refused, report.harmless, report.strays
+        "offset flipped between {} and BAR{} +{ctrl_at:#x}: {} attempts, {} refused, {} registered at the harmless offset, {} stray",
+        describe_offset(harmless), hdm.bar, report.attempts, report.refused, report.harmless, report.strays
     ));
     let mut problems = report.errors.clone();
     if report.strays > 0 {
@@ -2154,21 +2172,6 @@ fn dpa_open_busy(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
 
 /// Checks that the real decoder 0 decodes `[base, base + size)` and is committed, as firmware
 /// left it.
-fn check_firmware_decoder(hdm: &RealHdm, base: u64, size: u64, when: &str) -> Result<(), String> {
-    let reg = |r: usize| hdm.read(hdm.decoder_reg(0, r));
-    let real_base =
-        u64::from(reg(DEC_BASE_HI)?) << 32 | u64::from(reg(DEC_BASE_LO)? & LOW_ADDR_MASK);
-    let real_size =
-        u64::from(reg(DEC_SIZE_HI)?) << 32 | u64::from(reg(DEC_SIZE_LO)? & LOW_ADDR_MASK);
-    let ctrl = reg(DEC_CTRL)?;
-    if real_base != base || real_size != size || ctrl & CTRL_COMMITTED == 0 {
-        return Err(format!(
-            "{when}: decoder 0 base {real_base:#x} size {real_size:#x} control {ctrl:#010x}, firmware committed base {base:#x} size {size:#x}"
-        ));
-    }
-    Ok(())
-}
-
 /// A closed device is left as firmware configured it: vfio-pci-core's close-time reset clears
 /// decoder 0 on this device, and the driver restores it; so after a close, an unbind and a
 /// new bind the DPA region is offered again.
@@ -2179,13 +2182,16 @@ fn closed_device_keeps_firmware_decoder(ctx: &mut Ctx, diag: &mut Vec<String>) -
         .ok_or("the DPA claim was not found in /proc/iomem")?;
     let (base, size) = (claim.start, claim.size());
     let bdf = ctx.opts.bdf.clone();
+    // vfio-pci suspends a closed device with a PM capability to D3hot, where its registers
+    // read as nothing: keep it in D0 while this test reads them past the driver.
+    let _awake = pci::RuntimePmOn::new(&bdf).map_err(|e| format!("power/control: {e}"))?;
     ctx.close()?;
     let hdm = RealHdm::locate(&bdf)?;
-    check_firmware_decoder(&hdm, base, size, "after close")?;
+    hdm.check_firmware_decoder(base, size, "after close")?;
     drop(hdm);
     pci::unbind(&bdf).map_err(|e| e.to_string())?;
     let hdm = RealHdm::locate(&bdf)?;
-    let unbound = check_firmware_decoder(&hdm, base, size, "after unbind");
+    let unbound = hdm.check_firmware_decoder(base, size, "after unbind");
     drop(hdm);
     pci::probe(&bdf).map_err(|e| format!("binding again: {e}"))?;
     unbound?;

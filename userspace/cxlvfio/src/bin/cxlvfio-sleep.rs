@@ -24,10 +24,7 @@ use std::thread;
 use std::time::Duration;
 
 use cxlvfio::cli;
-use cxlvfio::cxl::{
-    RealHdm, CTRL_COMMITTED, DEC_BASE_HI, DEC_BASE_LO, DEC_CTRL, DEC_SIZE_HI, DEC_SIZE_LO,
-    LOW_ADDR_MASK, VFIO_REGION_TYPE_CXL,
-};
+use cxlvfio::cxl::{RealHdm, VFIO_REGION_TYPE_CXL};
 use cxlvfio::kmsg::{self, KmsgLines};
 use cxlvfio::ktap::Ktap;
 use cxlvfio::mmap::{thread_faults, Mapping, PAGE_SIZE};
@@ -118,20 +115,7 @@ fn touch(map: &Mapping) -> Result<(u64, Vec<u8>), String> {
 
 /// Decoder 0 as the hardware holds it: committed with `base` and `size`.
 fn firmware_decoder_committed(bdf: &str, base: u64, size: u64) -> Result<(), String> {
-    let hdm = RealHdm::locate(bdf)?;
-    let reg = |r: usize| hdm.read(hdm.decoder_reg(0, r));
-    let real_base =
-        u64::from(reg(DEC_BASE_HI)?) << 32 | u64::from(reg(DEC_BASE_LO)? & LOW_ADDR_MASK);
-    let real_size =
-        u64::from(reg(DEC_SIZE_HI)?) << 32 | u64::from(reg(DEC_SIZE_LO)? & LOW_ADDR_MASK);
-    let ctrl = reg(DEC_CTRL)?;
-    if real_base != base || real_size != size || ctrl & CTRL_COMMITTED == 0 {
-        return Err(format!(
-            "decoder 0: base {real_base:#x} size {real_size:#x} control {ctrl:#010x}, \
-             firmware committed base {base:#x} size {size:#x}"
-        ));
-    }
-    Ok(())
+    RealHdm::locate(bdf)?.check_firmware_decoder(base, size, "decoder 0")
 }
 
 /// What the tests share: the open device, its mapping and decoder 0 as firmware left it.
@@ -145,13 +129,7 @@ struct Session {
 
 impl Session {
     fn new(bdf: &str) -> Result<Self, String> {
-        let hdm = RealHdm::locate(bdf)?;
-        let reg = |r: usize| hdm.read(hdm.decoder_reg(0, r));
-        let base =
-            u64::from(reg(DEC_BASE_HI)?) << 32 | u64::from(reg(DEC_BASE_LO)? & LOW_ADDR_MASK);
-        let size =
-            u64::from(reg(DEC_SIZE_HI)?) << 32 | u64::from(reg(DEC_SIZE_LO)? & LOW_ADDR_MASK);
-        drop(hdm);
+        let (base, size, _) = RealHdm::locate(bdf)?.decoder(0)?;
         let mut s = Self {
             bdf: bdf.to_string(),
             fds: None,
@@ -308,21 +286,14 @@ fn run<W: Write>(bdf: &str, mut ktap: Ktap<W>) -> bool {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut vm_console = false;
-    let parsed = cli::parse_device_args(&args, std::env::var("CXL_BDF").ok(), (0, 0), |opt| {
+    let parsed = cli::device_or_exit("cxlvfio-sleep", USAGE, &args, |opt| {
         let known = opt.key == "--vm-console";
         vm_console |= known;
         Ok(known)
     });
     let bdf = match parsed {
-        Ok(Some(dev)) => dev.bdf,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("cxlvfio-sleep: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Ok(bdf) => bdf,
+        Err(code) => return code,
     };
     if !vm_console {
         return if run(&bdf, Ktap::stdout(4)) {
