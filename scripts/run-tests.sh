@@ -136,10 +136,12 @@ if [ -x "$qemu" ]; then
 	# decoders and the block at the BAR's start.
 	VM_QEMU_FLAVOR=project vm_suite vm-accel -- target/release/cxlvfio-accel --expect-decoders 1 --expect-comp-block middle
 	VM_QEMU_FLAVOR=project VM_ACCEL_DECODERS=2 VM_ACCEL_COMP_BLOCK=start vm_suite vm-accel-2dec-start -- target/release/cxlvfio-accel --expect-decoders 2 --expect-comp-block start
-	# Every COMP_REGS and DVSEC rule on the accelerator; its PM Control path (it has a PM
-	# capability, QEMU 7.2's type-3 has none).
+	# Every COMP_REGS and DVSEC rule on the accelerator.
 	VM_QEMU_FLAVOR=project vm_suite vm-cxl-accel -- bash -c 'target/release/cxlvfio-cxl --device "$ACCEL_BDF" --expect-ids 1b36:00ca --expect-decoders 1'
-	VM_QEMU_FLAVOR=project vm_suite vm-pm-accel -- bash -c 'target/release/cxlvfio-dpa --device "$ACCEL_BDF" --expect-ids 1b36:00ca --only dpa_pm_control'
+	# The smoke and DPA suites on the accelerator (its PM Control step runs there; the
+	# stress test with 50 transitions, of which a third are bus resets through sysfs).
+	VM_QEMU_FLAVOR=project vm_suite vm-smoke-accel -- bash -c 'target/release/cxlvfio-smoke --device "$ACCEL_BDF" --expect-ids 1b36:00ca'
+	VM_QEMU_FLAVOR=project vm_suite vm-dpa-accel -- bash -c 'target/release/cxlvfio-dpa --device "$ACCEL_BDF" --expect-ids 1b36:00ca --resets 50'
 	# Two windows, one per host bridge: a decoder in the other device's window is refused.
 	VM_QEMU_FLAVOR=project vm_suite vm-decoder-rules-2hb -- tests/vm/decoder-rules.sh
 else
