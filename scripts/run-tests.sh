@@ -142,6 +142,9 @@ if [ -x "$qemu" ]; then
 	# stress test with 50 transitions, of which a third are bus resets through sysfs).
 	VM_QEMU_FLAVOR=project vm_suite vm-smoke-accel -- bash -c 'target/release/cxlvfio-smoke --device "$ACCEL_BDF" --expect-ids 1b36:00ca'
 	VM_QEMU_FLAVOR=project vm_suite vm-dpa-accel -- bash -c 'target/release/cxlvfio-dpa --device "$ACCEL_BDF" --expect-ids 1b36:00ca --resets 50'
+	# The kernel's own CXL driver takes the type-3 first, as on a real host; the move to
+	# cxl-vfio-pci (unbind, driver_override, bind) then works.
+	VM_QEMU_FLAVOR=project vm_suite vm-cxl-stack --setup fw -- tests/vm/cxl-stack.sh
 	# Two windows, one per host bridge: a decoder in the other device's window is refused.
 	VM_QEMU_FLAVOR=project vm_suite vm-decoder-rules-2hb -- tests/vm/decoder-rules.sh
 else
