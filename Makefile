@@ -18,7 +18,7 @@ kernel: setup
 	@scripts/kbuild.sh
 
 # The project's QEMU (Debian's 10.0 source + qemu/patches, with the cxl-accel device), cached.
-# The test VM runs Debian 12's QEMU 7.2 unless VM_QEMU_FLAVOR=project (see scripts/vm-run.sh).
+# The test VM runs it (Debian 12's QEMU 7.2 only as the fallback: see scripts/vm-run.sh).
 qemu:
 	@scripts/qemu-build.sh
 

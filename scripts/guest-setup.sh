@@ -46,6 +46,8 @@ if [ "$setup" = bind ]; then
 		[ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = cxl-vfio-pci ] || fail "$bdf is not bound to cxl-vfio-pci"
 	done
 fi
+# For a command that reloads the driver (tests/vm/each-device.sh --reload).
+export CXLVFIO_MODARGS=$modargs
 cd "$REPO" || fail "no repo"
 eval "$(cat "$run_dir/cmd")" >>"$out" 2>&1
 echo $? >"$run_dir/rc.tmp"

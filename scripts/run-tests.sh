@@ -3,8 +3,10 @@
 #   1. host: cargo test of every host crate (register model, CEDT parser, UAPI lib)
 #   2. abi: the UAPI headers as `make headers_install` exports them, compiled as C
 #   3. static: rustfmt, clippy, no `unsafe`/`bindings::` in the driver, SAFETY comments
-#   4. VM: the smoke and CXL suites (KTAP) through VFIO exactly as a VMM would
-#   5. in-kernel: the KUnit doctests of our abstractions, run at boot of the test kernel
+#   4. the project's QEMU (built once, cached)
+#   5. VM: every suite (KTAP) through VFIO exactly as a VMM would, on the type-3 and the
+#      Type-2 accelerator
+#   6. in-kernel: the KUnit doctests of our abstractions, run at boot of the test kernel
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$REPO"
@@ -74,7 +76,27 @@ desc="clippy: kernel-side Rust (make LLVM=1 CLIPPY=1)"
 check scripts/check.sh
 count static "$sp" "$sf"
 
-# 4. VM boots: KTAP suites through VFIO, as a VMM would.
+# 4. The project's QEMU 10.0 (Debian's source + qemu/patches, built once and cached): the test
+#    VM gets a type-3 on one CXL host bridge and the cxl-accel Type-2 accelerator on another,
+#    each with its own window. Without it the VM suites fall back to Debian's QEMU 7.2 (the
+#    type-3 alone), and the accelerator's tests fail.
+echo "== the project's QEMU (scripts/qemu-build.sh, log: $logs/qemu-build.log)"
+if ! qemu=$(scripts/qemu-build.sh --print-path 2>/dev/null); then
+	qemu_start=$SECONDS
+	qemu=$(scripts/qemu-build.sh 2>"$logs/qemu-build.log" | tail -n 1) || qemu=
+	echo "run-tests: QEMU built in $((SECONDS - qemu_start)) s"
+fi
+if [ -x "$qemu" ]; then
+	echo "run-tests: $qemu"
+	count qemu-build 1 0
+else
+	echo "run-tests: the project's QEMU could not be built; see $logs/qemu-build.log"
+	tail -n 20 "$logs/qemu-build.log" 2>/dev/null
+	count qemu-build 0 1
+fi
+
+# 5. VM boots: KTAP suites through VFIO, as a VMM would, each on both CXL devices
+#    (tests/vm/each-device.sh: the type-3, then the accelerator).
 vm_suite() { # vm_suite SUITE [vm-run args] -- PROGRAM [args]
 	local suite=$1 vm_args=() rc p f
 	shift
@@ -90,68 +112,63 @@ vm_suite() { # vm_suite SUITE [vm-run args] -- PROGRAM [args]
 	[ "$rc" = 0 ] || [ "$f" != 0 ] || { f=1; echo "run-tests: $suite exited $rc"; }
 	count "$suite" "$p" "$f"
 }
-# The smoke suite ends with unbind and rmmod, so each suite gets its own boot. The first
-# boot also keeps the guest kernel log for the KUnit results.
-VM_DMESG="$logs/dmesg" VM_CONSOLE="$logs/console" vm_suite vm-smoke -- target/release/cxlvfio-smoke
-vm_suite vm-smoke-disable-cxl --disable-cxl -- target/release/cxlvfio-smoke --expect-disable-cxl Y
+each=tests/vm/each-device.sh
+# The smoke suite ends with unbind and rmmod: the driver is reloaded between the devices. The
+# first boot also keeps the guest kernel log for the KUnit results.
+VM_DMESG="$logs/dmesg" VM_CONSOLE="$logs/console" vm_suite vm-smoke -- \
+	$each --reload -- target/release/cxlvfio-smoke --device {bdf} --expect-ids {ids}
+vm_suite vm-smoke-disable-cxl --disable-cxl -- \
+	$each --reload -- target/release/cxlvfio-smoke --device {bdf} --expect-ids {ids} --expect-disable-cxl Y
 # COMP_REGS and DVSEC emulation, every rule through the UAPI; then plain vfio-pci without CXL.
-vm_suite vm-cxl -- target/release/cxlvfio-cxl
-vm_suite vm-cxl-disabled --disable-cxl -- target/release/cxlvfio-cxl --expect-no-cxl
+vm_suite vm-cxl -- $each -- target/release/cxlvfio-cxl --device {bdf} --expect-ids {ids}
+vm_suite vm-cxl-disabled --disable-cxl -- $each -- target/release/cxlvfio-cxl --device {bdf} --expect-ids {ids} --expect-no-cxl
+# A device without a CXL DVSEC (QEMU's pci-testdev) bound to cxl-vfio-pci is plain vfio-pci.
 vm_suite vm-no-dvsec -- tests/vm/no-dvsec.sh
 # VFIO_DEVICE_GET_INFO and GET_REGION_INFO: vfio-pci's replies plus exactly the CXL additions.
-vm_suite vm-info-parity -- tests/vm/info-parity.sh
+vm_suite vm-info-parity -- $each --reload -- tests/vm/info-parity.sh {bdf}
 # Decoder 0 is validated before anything is mapped: faulty firmware (interleaved, outside every
-# CXL window, larger than the device) gets no DPA region.
-vm_suite vm-decoder-rules -- tests/vm/decoder-rules.sh
+# CXL window, in the other host bridge's window, larger than the device) gets no DPA region.
+vm_suite vm-decoder-rules -- $each -- tests/vm/decoder-rules.sh {bdf}
 # The DPA region (device memory) and the component BAR, through the UAPI; then the data the
-# guest left in device memory must be in QEMU's memory backend file.
-rm -f "$logs/cxl-mem.raw"
+# guest left in device memory must be in QEMU's memory backend file. On the accelerator with
+# the stress test's 50 transitions, of which a third are bus resets through sysfs.
+rm -f "$logs/cxl-mem.raw" "$logs/accel-mem.raw"
 VM_MEM_OUT="$logs/cxl-mem.raw" vm_suite vm-dpa -- target/release/cxlvfio-dpa
+VM_ACCEL_MEM_OUT="$logs/accel-mem.raw" vm_suite vm-dpa-accel -- \
+	bash -c 'target/release/cxlvfio-dpa --device "$ACCEL_BDF" --expect-ids 1b36:00ca --resets 50'
 # scrub_memory=0: the parameter really turns scrubbing off (data survives a reopen).
-vm_suite vm-dpa-no-scrub --modargs scrub_memory=0 -- target/release/cxlvfio-dpa --expect-no-scrub --only dpa_tenant_isolation
-# System sleep: the driver's suspend and resume callbacks revoke and restore like a reset.
-vm_suite vm-sleep -- target/release/cxlvfio-sleep --vm-console
-echo "== backend (device memory as QEMU stored it, checked on the host)"
-target/release/cxlvfio backend-check "$logs/cxl-mem.raw" "$logs/vm-dpa.ktap" >"$logs/backend.ktap" 2>&1
-rc=$?
-cat "$logs/backend.ktap"
-p=$(grep -cE '^ok [0-9]+ ' "$logs/backend.ktap")
-f=$(grep -cE '^not ok [0-9]+ ' "$logs/backend.ktap")
-[ "$rc" = 0 ] && [ "$p" != 0 ] || f=$((f + 1))
-count backend "$p" "$f"
-rm -f "$logs/cxl-mem.raw"
-
-# 5. The project's QEMU 10.0 (Debian's source + qemu/patches, built once and cached): a
-#    type-3 on one host bridge and the cxl-accel Type-2 device on another, each with its window.
-echo "== the project's QEMU (scripts/qemu-build.sh, log: $logs/qemu-build.log)"
-if ! qemu=$(scripts/qemu-build.sh --print-path 2>/dev/null); then
-	qemu_start=$SECONDS
-	qemu=$(scripts/qemu-build.sh 2>"$logs/qemu-build.log" | tail -n 1) || qemu=
-	echo "run-tests: QEMU built in $((SECONDS - qemu_start)) s"
-fi
-if [ -x "$qemu" ]; then
-	count qemu-build 1 0
-	# The accelerator: its component BAR's two sparse areas, the doorbell through the
-	# mapping, CACHE_CAPABLE, the decoders in COMP_REGS, the block refused; then with two
-	# decoders and the block at the BAR's start.
-	VM_QEMU_FLAVOR=project vm_suite vm-accel -- target/release/cxlvfio-accel --expect-decoders 1 --expect-comp-block middle
-	VM_QEMU_FLAVOR=project VM_ACCEL_DECODERS=2 VM_ACCEL_COMP_BLOCK=start vm_suite vm-accel-2dec-start -- target/release/cxlvfio-accel --expect-decoders 2 --expect-comp-block start
-	# Every COMP_REGS and DVSEC rule on the accelerator.
-	VM_QEMU_FLAVOR=project vm_suite vm-cxl-accel -- bash -c 'target/release/cxlvfio-cxl --device "$ACCEL_BDF" --expect-ids 1b36:00ca --expect-decoders 1'
-	# The smoke and DPA suites on the accelerator (its PM Control step runs there; the
-	# stress test with 50 transitions, of which a third are bus resets through sysfs).
-	VM_QEMU_FLAVOR=project vm_suite vm-smoke-accel -- bash -c 'target/release/cxlvfio-smoke --device "$ACCEL_BDF" --expect-ids 1b36:00ca'
-	VM_QEMU_FLAVOR=project vm_suite vm-dpa-accel -- bash -c 'target/release/cxlvfio-dpa --device "$ACCEL_BDF" --expect-ids 1b36:00ca --resets 50'
-	# The kernel's own CXL driver takes the type-3 first, as on a real host; the move to
-	# cxl-vfio-pci (unbind, driver_override, bind) then works.
-	VM_QEMU_FLAVOR=project vm_suite vm-cxl-stack --setup fw -- tests/vm/cxl-stack.sh
-	# Two windows, one per host bridge: a decoder in the other device's window is refused.
-	VM_QEMU_FLAVOR=project vm_suite vm-decoder-rules-2hb -- tests/vm/decoder-rules.sh
-else
-	echo "run-tests: the project's QEMU could not be built; see $logs/qemu-build.log"
-	tail -n 20 "$logs/qemu-build.log" 2>/dev/null
-	count qemu-build 0 1
-fi
+vm_suite vm-dpa-no-scrub --modargs scrub_memory=0 -- \
+	$each -- target/release/cxlvfio-dpa --device {bdf} --expect-ids {ids} --expect-no-scrub --only dpa_tenant_isolation
+# System sleep: the driver's suspend and resume callbacks revoke and restore like a reset (one
+# sleep, both devices open and mapped through it).
+vm_suite vm-sleep -- bash -c 'target/release/cxlvfio-sleep --vm-console --also "$ACCEL_BDF"'
+backend_check() { # backend_check SUITE BACKEND_FILE DPA_KTAP
+	echo "== $1 (device memory as QEMU stored it, checked on the host)"
+	target/release/cxlvfio backend-check "$2" "$3" >"$logs/$1.ktap" 2>&1
+	local rc=$? p f
+	cat "$logs/$1.ktap"
+	p=$(grep -cE '^ok [0-9]+ ' "$logs/$1.ktap")
+	f=$(grep -cE '^not ok [0-9]+ ' "$logs/$1.ktap")
+	[ "$rc" = 0 ] && [ "$p" != 0 ] || f=$((f + 1))
+	count "$1" "$p" "$f"
+	rm -f "$2"
+}
+backend_check backend "$logs/cxl-mem.raw" "$logs/vm-dpa.ktap"
+backend_check backend-accel "$logs/accel-mem.raw" "$logs/vm-dpa-accel.ktap"
+# The accelerator's own tests: its component BAR's two sparse areas, the doorbell through the
+# mapping, CACHE_CAPABLE, the decoders in COMP_REGS, the block refused; with the block in the
+# middle, at the start and at the end of the BAR, and with 1, 2 and 4 decoders.
+vm_suite vm-accel -- target/release/cxlvfio-accel --expect-decoders 1 --expect-comp-block middle
+VM_ACCEL_DECODERS=2 VM_ACCEL_COMP_BLOCK=start vm_suite vm-accel-2dec-start -- \
+	target/release/cxlvfio-accel --expect-decoders 2 --expect-comp-block start
+VM_ACCEL_DECODERS=4 VM_ACCEL_COMP_BLOCK=end vm_suite vm-accel-4dec-end -- bash -c \
+	'target/release/cxlvfio-accel --expect-decoders 4 --expect-comp-block end &&
+	target/release/cxlvfio-cxl --device "$ACCEL_BDF" --expect-ids 1b36:00ca --expect-decoders 4'
+# The kernel's own CXL driver takes the type-3 first, as on a real host; the move to
+# cxl-vfio-pci (unbind, driver_override, bind) then works.
+vm_suite vm-cxl-stack --setup fw -- tests/vm/cxl-stack.sh
+# The fallback: Debian's QEMU 7.2, its one host bridge with an HDM decoder, the type-3 alone.
+VM_QEMU_FLAVOR=debian vm_suite vm-cxl-qemu72 -- target/release/cxlvfio-cxl
 
 # 6. In-kernel: KUnit doctests, run at boot of the first VM.
 echo "== KUnit doctests (from the guest kernel log)"

@@ -5,10 +5,7 @@
 #   scripts/vm-run.sh [--setup none|fw|bind] [--disable-cxl] [--modargs ARGS] [--] CMD...
 #
 # VM_QEMU_FLAVOR picks the QEMU and the CXL topology:
-#   debian (default): Debian 12's QEMU 7.2 (qemu-system-x86_64 on PATH): one pxb-cxl host
-#     bridge (bus_nr=12) + cxl-rp + cxl-type3 (memdev + lsa, VM_CXL_MEM_SIZE), one 4 GiB
-#     CXL fixed memory window; the host bridge has an HDM decoder.
-#   project: the project's QEMU 10.0 with the cxl-accel device (scripts/qemu-build.sh
+#   project (default): the project's QEMU 10.0 with the cxl-accel device (scripts/qemu-build.sh
 #     --print-path; when it is not built, vm-run says so and falls back to debian):
 #       host bridge 1: pxb-cxl bus_nr=12 + cxl-rp + cxl-type3, volatile-memdev of
 #         VM_CXL_MEM_SIZE (8086:0d93, the device at 0d:00.0 as with debian);
@@ -18,6 +15,9 @@
 #         comp-block=VM_ACCEL_COMP_BLOCK (start, middle or end; default middle);
 #       cxl-fmw.0 (4 GiB) -> host bridge 1, cxl-fmw.1 (4 GiB) -> host bridge 2.
 #     Both host bridges have one root port and are pass-through (no HDM decoders).
+#   debian: Debian 12's QEMU 7.2 (qemu-system-x86_64 on PATH), the fallback: one pxb-cxl host
+#     bridge (bus_nr=12) + cxl-rp + cxl-type3 (memdev + lsa, VM_CXL_MEM_SIZE), one 4 GiB
+#     CXL fixed memory window; the host bridge has an HDM decoder.
 #   VM_QEMU=PATH overrides the binary of either flavour (not the topology).
 # The VM also has a pci-testdev (1b36:0005): a device without CXL, for plain vfio-pci.
 # Before CMD runs, the guest (see scripts/guest-setup.sh), for every CXL.mem device:
@@ -26,8 +26,9 @@
 #         (userspace/cxl-fwemu);
 #   bind: fw, then enables VFIO no-IOMMU mode, loads cxl-vfio-pci with modprobe
 #         and binds every CXL.mem device through driver_override (the default).
-# CMD sees CXL_BDF (the first CXL.mem device that is not the accelerator: the type-3) and,
-# with the project flavour, ACCEL_BDF (the cxl-accel device) in its environment. The exit
+# CMD sees CXL_BDF (the first CXL.mem device that is not the accelerator: the type-3),
+# with the project flavour ACCEL_BDF (the cxl-accel device), and CXLVFIO_MODARGS (the module
+# arguments, for a command that reloads the driver) in its environment. The exit
 # status is CMD's (or, for a command that powers the VM off after reporting through the
 # kernel log, the status in its "VMRESULT-EXIT: N" record; see below).
 # VM_DMESG=FILE / VM_CONSOLE=FILE keep the guest's kernel log / the console;
@@ -56,13 +57,13 @@ done
 [ -f "$KBUILD/arch/x86/boot/bzImage" ] || { echo "vm-run: no kernel in $KBUILD: run 'make kernel'" >&2; exit 2; }
 [ -x "$REPO/target/release/cxl-fwemu" ] || { echo "vm-run: build the host tools first ('make tools')" >&2; exit 2; }
 
-flavor=${VM_QEMU_FLAVOR:-debian}
+flavor=${VM_QEMU_FLAVOR:-project}
 case "$flavor" in
 debian) qemu_default=$(command -v qemu-system-x86_64) ;;
 project)
 	if ! qemu_default=$("$REPO/scripts/qemu-build.sh" --print-path 2>/dev/null); then
-		echo "vm-run: VM_QEMU_FLAVOR=project but the project's QEMU is not built" \
-			"(scripts/qemu-build.sh); falling back to Debian's QEMU 7.2 and its topology" >&2
+		echo "vm-run: the project's QEMU is not built (scripts/qemu-build.sh, make qemu):" \
+			"falling back to Debian's QEMU 7.2 and its one-device topology (no accelerator)" >&2
 		flavor=debian qemu_default=$(command -v qemu-system-x86_64)
 	fi
 	;;
@@ -94,9 +95,11 @@ cxl_mem_size=${VM_CXL_MEM_SIZE:-256M}
 truncate -s "$cxl_mem_size" "$run_dir/cxl-mem.raw"
 printf '%q ' "$@" >"$run_dir/cmd"
 
+# -nodefaults: no default CD-ROM. SeaBIOS 1.16.2 waits about 33 s for the empty drive on
+# QEMU 10.0's AHCI under TCG ("Timeout at ahci_command") before it boots the kernel.
 if [ "$flavor" = debian ]; then
 	truncate -s 256M "$run_dir/cxl-lsa.raw"
-	qemu_opts="-M q35,cxl=on \
+	qemu_opts="-nodefaults -M q35,cxl=on \
 -object memory-backend-file,id=cxl-mem1,share=on,mem-path=$run_dir/cxl-mem.raw,size=$cxl_mem_size \
 -object memory-backend-file,id=cxl-lsa1,share=on,mem-path=$run_dir/cxl-lsa.raw,size=256M \
 -device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
@@ -106,7 +109,7 @@ if [ "$flavor" = debian ]; then
 -device pci-testdev,bus=pcie.0"
 else
 	truncate -s "$accel_mem_size" "$run_dir/accel-mem.raw"
-	qemu_opts="-M q35,cxl=on \
+	qemu_opts="-nodefaults -M q35,cxl=on \
 -object memory-backend-file,id=cxl-mem1,share=on,mem-path=$run_dir/cxl-mem.raw,size=$cxl_mem_size \
 -object memory-backend-file,id=accel-mem1,share=on,mem-path=$run_dir/accel-mem.raw,size=$accel_mem_size \
 -device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# In the test VM (as root, the CXL device $CXL_BDF bound to cxl-vfio-pci): play faulty
+# In the test VM (as root, the CXL device $1, default $CXL_BDF, bound to cxl-vfio-pci): play faulty
 # platform firmware with cxl-fwemu --endpoint-fault, one fault per rule the driver checks on
 # the firmware-committed endpoint decoder 0 at bind, and check that the driver then binds
 # without a DPA region and logs exactly one line saying why. Then restore correct firmware
@@ -65,7 +65,7 @@ finish() {
 	exit $?
 }
 
-bdf=${CXL_BDF:-}
+bdf=${1:-${CXL_BDF:-}}
 dev_dir=/sys/bus/pci/devices/$bdf
 
 driver_of() {
@@ -147,7 +147,7 @@ echo "KTAP version 1"
 echo "1..$PLAN"
 
 pre=
-[ -n "$bdf" ] || pre="CXL_BDF is not set"
+[ -n "$bdf" ] || pre="no device: pass its BDF or set CXL_BDF"
 [ -z "$pre" ] || [ -e "$dev_dir" ] || pre="no PCI device $bdf"
 [ -z "$pre" ] || [ "$(id -u)" = 0 ] || pre="needs root"
 for tool in "$FWEMU" "$CXLVFIO"; do

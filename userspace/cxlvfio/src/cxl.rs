@@ -1187,12 +1187,16 @@ pub struct RealHdm {
     /// Number of decoders.
     pub count: usize,
     map: crate::pci::ResourceMap,
+    /// The registers read as the hardware holds them only in D0: a closed device with a PCI
+    /// PM capability is runtime suspended to D3hot by vfio-pci, where its BAR reads as 0.
+    _awake: crate::pci::RuntimePmOn,
 }
 
 impl RealHdm {
     /// Finds the HDM decoders of `bdf`: the Register Locator DVSEC in sysfs
     /// config, then the capability array of the CXL.mem area.
     pub fn locate(bdf: &str) -> Result<Self, String> {
+        let awake = crate::pci::RuntimePmOn::new(bdf).map_err(|e| format!("power/control: {e}"))?;
         let path = crate::pci::device_dir(bdf).join("config");
         let cfg = std::fs::read(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
         let (bar, block) =
@@ -1216,6 +1220,7 @@ impl RealHdm {
             hdm_bar_offset,
             count,
             map,
+            _awake: awake,
         })
     }
 

@@ -281,6 +281,7 @@ pub fn probe(bdf: &str) -> io::Result<()> {
 /// Keeps a function in D0 while it lives: writes `on` to its `power/control` (the PCI core
 /// resumes it and runtime PM leaves it powered), and puts back what was there when dropped.
 /// For reading a device's registers past its driver while nobody has it open.
+#[derive(Debug)]
 pub struct RuntimePmOn {
     path: PathBuf,
     before: String,

@@ -29,14 +29,16 @@ use cxlvfio::kmsg::{self, KmsgLines};
 use cxlvfio::ktap::Ktap;
 use cxlvfio::mmap::{thread_faults, Mapping, PAGE_SIZE};
 use cxlvfio::pattern;
+use cxlvfio::pci;
 use cxlvfio::sigbus;
 use cxlvfio::uapi::{VFIO_PCI_NUM_REGIONS, VFIO_REGION_SUBTYPE_CXL};
 use cxlvfio::{open_device, Container, Device, Group, RegionInfo};
 
-const USAGE: &str = "usage: cxlvfio-sleep [--device <BDF>]\n\
+const USAGE: &str = "usage: cxlvfio-sleep [--device <BDF>] [--also <BDF>]... [--vm-console]\n\
 \n\
 Tests cxl-vfio-pci's system sleep callbacks on <BDF> (default: $CXL_BDF) with a suspend\n\
 to RAM that /sys/power/pm_test stops after the devices' callbacks. Prints KTAP.\n\
+--also: one more device, open and mapped through the same sleep (the suspend runs once).\n\
 --vm-console: for the test VM: results go to the kernel log, then the VM powers off.";
 
 /// Bytes of the DPA region the tests write and touch.
@@ -193,11 +195,11 @@ fn mapped_before_sleep(s: &mut Session) -> Result<String, String> {
     ))
 }
 
-/// Suspend revokes the mapping (the touch after it faults), resume lets it be mapped again
-/// (the touch completes), with no SIGBUS and the data intact.
+/// After the one suspend of the run: the suspend callback revoked the mapping (the touch
+/// faults) and the resume callback let it be mapped again (the touch completes), with no
+/// SIGBUS and the data intact.
 fn sleep_revokes_and_restores(s: &mut Session) -> Result<String, String> {
     let sigbus_before = sigbus::unexpected();
-    pm_test_suspend()?;
     let (faults, bytes) = touch(s.map()?)?;
     if faults == 0 {
         return Err("no fault after the sleep: the suspend callback did not revoke".into());
@@ -231,45 +233,82 @@ fn reopen_after_sleep(s: &mut Session) -> Result<String, String> {
     ))
 }
 
-fn run<W: Write>(bdf: &str, mut ktap: Ktap<W>) -> bool {
+type Test = fn(&mut Session) -> Result<String, String>;
+
+/// Runs `test` on every session still in the run, as `name (BDF)`; a session whose test fails
+/// skips the tests after it.
+fn each_session<W: Write>(
+    ktap: &mut Ktap<W>,
+    sessions: &mut [(String, Option<Session>)],
+    name: &str,
+    test: Test,
+) {
+    for (bdf, session) in sessions.iter_mut() {
+        let name = format!("{name} ({bdf})");
+        match session.as_mut() {
+            None => ktap.not_ok(&name, "no session or an earlier test failed"),
+            Some(s) => match test(s) {
+                Ok(what) => {
+                    ktap.diag(&what);
+                    ktap.ok(&name);
+                }
+                Err(e) => {
+                    ktap.not_ok(&name, &e);
+                    if let Some(mut s) = session.take() {
+                        let _ = s.close();
+                    }
+                }
+            },
+        }
+    }
+}
+
+fn run<W: Write>(bdfs: &[String], mut ktap: Ktap<W>) -> bool {
     if let Err(e) = sigbus::install() {
         ktap.diag(&format!("cannot install the SIGBUS handler: {e}"));
         return false;
     }
     let mark = kmsg::log_mark().ok();
-    let mut session = match Session::new(bdf) {
-        Ok(s) => Some(s),
+    let mut sessions: Vec<(String, Option<Session>)> = bdfs
+        .iter()
+        .map(|bdf| {
+            let session = Session::new(bdf)
+                .map_err(|e| ktap.diag(&format!("setup of {bdf}: {e}")))
+                .ok();
+            (bdf.clone(), session)
+        })
+        .collect();
+    each_session(
+        &mut ktap,
+        &mut sessions,
+        "mapped_before_sleep",
+        mapped_before_sleep,
+    );
+    // One sleep for every device: the test VM's file systems do not survive a second.
+    match pm_test_suspend() {
+        Ok(()) => ktap.ok("pm_test_suspend"),
         Err(e) => {
-            ktap.diag(&format!("setup: {e}"));
-            None
-        }
-    };
-    type Test = fn(&mut Session) -> Result<String, String>;
-    let tests: [(&str, Test); 3] = [
-        ("mapped_before_sleep", mapped_before_sleep),
-        ("sleep_revokes_and_restores", sleep_revokes_and_restores),
-        ("reopen_after_sleep", reopen_after_sleep),
-    ];
-    let mut failed_before = false;
-    for (name, test) in tests {
-        match session.as_mut() {
-            None => ktap.not_ok(name, "no session"),
-            Some(_) if failed_before => ktap.not_ok(name, "an earlier test failed"),
-            Some(s) => match test(s) {
-                Ok(what) => {
-                    ktap.diag(&what);
-                    ktap.ok(name);
-                }
-                Err(e) => {
-                    ktap.not_ok(name, &e);
-                    failed_before = true;
-                }
-            },
+            ktap.not_ok("pm_test_suspend", &e);
+            sessions.iter_mut().for_each(|(_, s)| *s = None);
         }
     }
-    if let Some(mut s) = session {
-        if let Err(e) = s.close() {
-            ktap.diag(&e);
+    each_session(
+        &mut ktap,
+        &mut sessions,
+        "sleep_revokes_and_restores",
+        sleep_revokes_and_restores,
+    );
+    each_session(
+        &mut ktap,
+        &mut sessions,
+        "reopen_after_sleep",
+        reopen_after_sleep,
+    );
+    for (_, session) in sessions.iter_mut() {
+        if let Some(mut s) = session.take() {
+            if let Err(e) = s.close() {
+                ktap.diag(&e);
+            }
         }
     }
     match mark.map(kmsg::problems_since) {
@@ -283,20 +322,33 @@ fn run<W: Write>(bdf: &str, mut ktap: Ktap<W>) -> bool {
     ok
 }
 
+/// Tests in a run on `devices` devices: three each, the suspend and the kernel log.
+fn plan(devices: usize) -> usize {
+    3 * devices + 2
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut vm_console = false;
-    let parsed = cli::device_or_exit("cxlvfio-sleep", USAGE, &args, |opt| {
-        let known = opt.key == "--vm-console";
-        vm_console |= known;
-        Ok(known)
+    let mut also = Vec::new();
+    let parsed = cli::device_or_exit("cxlvfio-sleep", USAGE, &args, |opt| match opt.key {
+        "--vm-console" if opt.inline.is_none() => {
+            vm_console = true;
+            Ok(true)
+        }
+        "--also" => {
+            also.push(pci::normalize_bdf(&opt.value()?).map_err(|e| e.to_string())?);
+            Ok(true)
+        }
+        _ => Ok(false),
     });
-    let bdf = match parsed {
-        Ok(bdf) => bdf,
+    let mut bdfs = match parsed {
+        Ok(bdf) => vec![bdf],
         Err(code) => return code,
     };
+    bdfs.extend(also);
     if !vm_console {
-        return if run(&bdf, Ktap::stdout(4)) {
+        return if run(&bdfs, Ktap::stdout(plan(bdfs.len()))) {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
@@ -319,7 +371,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rc = if run(&bdf, Ktap::new(results, 4)) {
+    let rc = if run(&bdfs, Ktap::new(results, plan(bdfs.len()))) {
         0
     } else {
         1
