@@ -1838,8 +1838,9 @@ fn ioeventfd_refused_on_block(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResu
     all_ok(problems, diag)
 }
 
-/// An offset of the component BAR outside the block that differs from `target` in its third
-/// byte only (4-byte aligned, inside the BAR), if there is one.
+/// An offset that differs from `target` in one byte only and touches nothing of the block, if
+/// there is one: in the component BAR outside the block (the third byte), else the same
+/// offset in another BAR (the BAR index byte).
 fn one_byte_away_outside_block(
     ctx: &Ctx,
     hdm: &RealHdm,
@@ -1853,10 +1854,19 @@ fn one_byte_away_outside_block(
         .map_err(|e| format!("region info of BAR{}: {e}", hdm.bar))?
         .size;
     let in_bar = target & ((1 << 40) - 1);
-    Ok((1..=0xffu64)
+    if let Some(off) = (1..=0xffu64)
         .map(|k| in_bar ^ (k << 16))
         .find(|&off| off + 8 <= bar_size && (off + 8 <= block || off >= block + COMP_BLOCK_SIZE))
-        .map(|off| (u64::from(hdm.bar) << 40) + off))
+    {
+        return Ok(Some((u64::from(hdm.bar) << 40) + off));
+    }
+    // The block fills the BAR around the target (a type-3's BAR0): the same offset in another
+    // BAR large enough differs in the BAR index byte only.
+    let dev = ctx.dev()?;
+    Ok((0..6u32)
+        .filter(|&i| i != hdm.bar)
+        .find(|&i| dev.region_info(i).is_ok_and(|r| in_bar + 8 <= r.size))
+        .map(|i| (u64::from(i) << 40) + in_bar))
 }
 
 /// `BARn +offset` for a device-file offset of a BAR.
