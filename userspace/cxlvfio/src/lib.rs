@@ -4,8 +4,9 @@
 //! fds and their ioctls), plus what the in-VM smoke suite needs around that:
 //! sysfs and module helpers, KTAP output and a kernel log scanner.
 //!
-//! - [`uapi`]: hand-written `linux/vfio.h` structures and ioctl numbers.
+//! - [`uapi`]: hand-written `linux/vfio.h` and `linux/iommufd.h` structures and ioctl numbers.
 //! - [`vfio`]: safe [`Container`], [`Group`] and [`Device`] wrappers and [`open_device`].
+//! - [`iommufd`]: a safe [`Iommufd`] wrapper: IOAS allocation, mapping, destruction.
 //! - [`pci`], [`kmod`]: sysfs views of the PCI device and kernel module.
 //! - [`ktap`]: KTAP reporter and result parser.
 //! - [`kmsg`]: kernel log problem matcher.
@@ -29,6 +30,7 @@ pub mod cxl;
 pub mod error;
 pub mod ioeventfd;
 pub mod iomem;
+pub mod iommufd;
 pub mod kmod;
 pub mod kmsg;
 pub mod ktap;
@@ -40,4 +42,5 @@ pub mod sigbus;
 pub mod uapi;
 pub mod vfio;
 
+pub use iommufd::Iommufd;
 pub use vfio::{open_device, Container, Device, DeviceInfo, Group, IrqInfo, RegionInfo};
