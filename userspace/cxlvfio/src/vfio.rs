@@ -4,8 +4,8 @@
 //! container, open the device's group, attach the group to the container,
 //! select the IOMMU backend, then ask the group for a device fd. The cdev flow:
 //! open `/dev/vfio/devices/vfioN` directly, then bind it to an iommufd and
-//! attach it to an IO address space ([`crate::iommufd`]). [`open_device`]
-//! strings the group steps together. Every raw
+//! attach it to an IO address space ([`crate::iommufd`]). [`crate::iommu`]
+//! strings either together; this module has the single steps. Every raw
 //! syscall (`ioctl(2)`, `close(2)`, adopting a new fd) is in the small `sys`
 //! helpers at the bottom of this file; each caller states why its arguments
 //! are valid.
@@ -18,8 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{other, with_context, ResultExt};
-use crate::pci;
+use crate::error::{other, ResultExt};
 use crate::uapi::*;
 
 /// The container device node.
@@ -951,55 +950,6 @@ impl AsFd for Device {
     }
 }
 
-/// Opens a PCI device through VFIO the way a VMM does.
-///
-/// Follows `/sys/bus/pci/devices/<bdf>/iommu_group` to the group number, uses
-/// `/dev/vfio/noiommu-<n>` (with `VFIO_NOIOMMU_IOMMU`) if it exists and
-/// `/dev/vfio/<n>` (with `VFIO_TYPE1v2_IOMMU`) otherwise, and checks the API
-/// version, the extension and the group's viability on the way.
-pub fn open_device(bdf: &str) -> io::Result<(Container, Group, Device)> {
-    let bdf = pci::normalize_bdf(bdf)?;
-    let number = pci::iommu_group(&bdf)?;
-    let noiommu = group_path(number, true).exists();
-    let iommu_type = if noiommu {
-        VFIO_NOIOMMU_IOMMU
-    } else {
-        VFIO_TYPE1V2_IOMMU
-    };
-
-    let container = Container::open()?;
-    let version = container.api_version()?;
-    if version != VFIO_API_VERSION {
-        return Err(other(
-            io::ErrorKind::Unsupported,
-            format!("VFIO API version {version}, expected {VFIO_API_VERSION}"),
-        ));
-    }
-    if !container.check_extension(iommu_type)? {
-        return Err(other(
-            io::ErrorKind::Unsupported,
-            format!("VFIO container does not support IOMMU type {iommu_type}"),
-        ));
-    }
-
-    let group = Group::open(number, noiommu)?;
-    if !group.is_viable()? {
-        return Err(other(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is not viable: some device in the group is bound to a non-VFIO driver",
-                group.path().display()
-            ),
-        ));
-    }
-    group.set_container(&container)?;
-    container.set_iommu(iommu_type)?;
-    let device = group
-        .get_device_fd(&bdf)
-        .map_err(|e| with_context(e, format!("open {bdf}")))?;
-    Ok((container, group, device))
-}
-
 /// The ioctl and fd helpers every VFIO and iommufd wrapper goes through.
 pub(crate) mod sys {
     use std::fs::File;
@@ -1327,12 +1277,6 @@ mod tests {
     fn group_paths() {
         assert_eq!(group_path(3, false), PathBuf::from("/dev/vfio/3"));
         assert_eq!(group_path(0, true), PathBuf::from("/dev/vfio/noiommu-0"));
-    }
-
-    #[test]
-    fn open_device_rejects_bad_address() {
-        let e = open_device("not-a-bdf").unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

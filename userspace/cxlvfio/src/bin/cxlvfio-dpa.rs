@@ -54,7 +54,7 @@ use cxlvfio::uapi::{
     VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
     VFIO_REGION_SUBTYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
 };
-use cxlvfio::{kmod, open_device, pci, Container, Device, DeviceInfo, Group, RegionInfo};
+use cxlvfio::{kmod, open_device, pci, AttachedDevice, Device, DeviceInfo, RegionInfo};
 
 /// QEMU `cxl-type3` PCI IDs.
 const DEFAULT_IDS: (u16, u16) = (0x8086, 0x0d93);
@@ -167,7 +167,7 @@ struct ScannedRegion {
 /// State shared by the steps.
 struct Ctx {
     opts: Options,
-    vfio: Option<(Container, Group, Device)>,
+    vfio: Option<AttachedDevice>,
     info: Option<DeviceInfo>,
     /// Every device-specific region of the current open.
     regions: Vec<ScannedRegion>,
@@ -202,8 +202,13 @@ impl Ctx {
 
     fn dev(&self) -> Result<&Device, String> {
         self.vfio
+            .as_deref()
+            .ok_or_else(|| "device is not open".to_string())
+    }
+
+    fn attached(&self) -> Result<&AttachedDevice, String> {
+        self.vfio
             .as_ref()
-            .map(|(_, _, d)| d)
             .ok_or_else(|| "device is not open".to_string())
     }
 
@@ -234,7 +239,7 @@ impl Ctx {
             self.close()?;
         }
         let fds = open_device(&self.opts.bdf).map_err(|e| e.to_string())?;
-        let info = fds.2.info();
+        let info = fds.info();
         self.vfio = Some(fds);
         let info = info.map_err(|e| e.to_string())?;
         let dev = self.dev()?;
@@ -265,14 +270,14 @@ impl Ctx {
         Ok(())
     }
 
-    /// Closes device, group and container.
+    /// Closes the device and its IOMMU side (group and container, or IOAS and iommufd).
     fn close(&mut self) -> Result<(), String> {
         self.info = None;
         self.dpa = None;
         self.comp = None;
         self.regions.clear();
         match self.vfio.take() {
-            Some(fds) => close_all(fds),
+            Some(fds) => fds.close().map_err(|e| e.to_string()),
             None => Ok(()),
         }
     }
@@ -412,17 +417,6 @@ impl Ctx {
         let ctrl = read(l.dec_reg(0, DEC_CTRL))?;
         Ok(((u64::from(hi) << 32) | u64::from(lo & LOW_ADDR_MASK), ctrl))
     }
-}
-
-/// Closes device, group and container in that order, reporting close errors.
-fn close_all((container, group, device): (Container, Group, Device)) -> Result<(), String> {
-    // Close everything even if one fails, then report the first error.
-    let results = [
-        device.close().map_err(|e| e.to_string()),
-        group.close().map_err(|e| e.to_string()),
-        container.close().map_err(|e| e.to_string()),
-    ];
-    results.into_iter().collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -858,12 +852,8 @@ const STEPS: &[Step] = &[
 
 fn vfio_open(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     ctx.open()?;
-    let (_, group, dev) = ctx.vfio.as_ref().ok_or("device is not open")?;
-    diag.push(format!(
-        "group {} via {}",
-        group.number(),
-        group.path().display()
-    ));
+    let dev = ctx.attached()?;
+    diag.push(dev.describe());
     if !ctx.info()?.is_pci() {
         return Err("VFIO_DEVICE_FLAGS_PCI not set".into());
     }
@@ -1717,7 +1707,8 @@ const VFIO_DEVICE_PCI_HOT_RESET: libc::c_ulong = (b';' as libc::c_ulong) << 8 | 
 /// A hot reset of the device's bus or slot, asked for with the device's group (the only one
 /// affected on the test VM: the device is alone below its root port).
 fn hot_reset(ctx: &Ctx) -> Result<(), String> {
-    let (_, group, dev) = ctx.vfio.as_ref().ok_or("device is not open")?;
+    let dev = ctx.attached()?;
+    let group = dev.group().ok_or("no group to prove ownership with")?;
     // struct vfio_pci_hot_reset { argsz, flags, count, group_fds[1] }
     let req: [i32; 4] = [16, 0, 1, group.as_fd().as_raw_fd()];
     // SAFETY: `req` is a valid vfio_pci_hot_reset with one group fd, alive for the call.
@@ -2018,7 +2009,7 @@ fn dpa_tenant_isolation(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
         // The mapping holds the device open: it goes before the close.
     }
     ctx.reopen()?;
-    diag.push("closed device, group and container; reopened".to_string());
+    diag.push("closed the device and its IOMMU side; reopened".to_string());
     let param = "/sys/module/cxl_vfio_pci/parameters/scrub_memory";
     let scrub = fs::read_to_string(param).map_err(|e| format!("{param}: {e}"))?;
     let want = if ctx.opts.expect_no_scrub { "N" } else { "Y" };
@@ -2113,7 +2104,7 @@ fn open_must_be_busy(bdf: &str, diag: &mut Vec<String>) -> Result<(), String> {
     let mark = kmsg::log_mark().map_err(|e| format!("kernel log: {e}"))?;
     match open_device(bdf) {
         Ok(fds) => {
-            let _ = close_all(fds);
+            let _ = fds.close();
             return Err("the device opened although another driver holds its DPA range".into());
         }
         Err(e) => {
@@ -2400,7 +2391,7 @@ fn dpa_scrub_cost(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
 
 /// What the stress threads share.
 struct Stress {
-    vfio: (Container, Group, Device),
+    vfio: AttachedDevice,
     map: Mapping,
     dpa_offset: u64,
     seed: u64,
@@ -2411,7 +2402,7 @@ struct Stress {
 
 impl Stress {
     fn dev(&self) -> &Device {
-        &self.vfio.2
+        &self.vfio
     }
 
     fn aborted(&self) -> bool {

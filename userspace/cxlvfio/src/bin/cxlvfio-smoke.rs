@@ -25,7 +25,7 @@ use cxlvfio::uapi::{
     VFIO_NOIOMMU_IOMMU, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_NUM_REGIONS,
     VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
 };
-use cxlvfio::{kmod, kmsg, ktap::Ktap, open_device, pci, Container, Device, DeviceInfo, Group};
+use cxlvfio::{kmod, kmsg, ktap::Ktap, open_device, pci, AttachedDevice, Device, DeviceInfo};
 
 /// Module name as modprobe/modinfo know it.
 const MODULE: &str = "cxl-vfio-pci";
@@ -111,15 +111,14 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
 /// State shared by the steps.
 struct Ctx {
     opts: Options,
-    vfio: Option<(Container, Group, Device)>,
+    vfio: Option<AttachedDevice>,
     info: Option<DeviceInfo>,
 }
 
 impl Ctx {
     fn device(&self) -> Result<&Device, String> {
         self.vfio
-            .as_ref()
-            .map(|(_, _, d)| d)
+            .as_deref()
             .ok_or_else(|| "device is not open".to_string())
     }
 
@@ -291,14 +290,16 @@ fn device_bound(ctx: &mut Ctx, _: &mut Vec<String>) -> Result<(), String> {
 }
 
 fn vfio_open(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
-    let (container, group, device) = open_device(&ctx.opts.bdf).map_err(|e| e.to_string())?;
-    diag.push(format!(
-        "group {} via {}",
-        group.number(),
-        group.path().display()
-    ));
+    let open = open_device(&ctx.opts.bdf).map_err(|e| e.to_string())?;
+    diag.push(open.describe());
     // Keep the fds even if a check below fails: later steps report on their own.
     let result = (|| {
+        let (Some(group), Some(container)) = (open.group(), open.container()) else {
+            return Err(format!(
+                "opened in {} mode, without a no-IOMMU group",
+                open.mode()
+            ));
+        };
         let version = container.api_version().map_err(|e| e.to_string())?;
         if version != VFIO_API_VERSION {
             return Err(format!(
@@ -324,7 +325,7 @@ fn vfio_open(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
         }
         Ok(())
     })();
-    ctx.vfio = Some((container, group, device));
+    ctx.vfio = Some(open);
     result
 }
 
@@ -446,25 +447,14 @@ fn device_reset(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-/// Closes device, group and container in that order, reporting close errors.
-fn close_all((container, group, device): (Container, Group, Device)) -> Result<(), String> {
-    // Close everything even if one fails, then report the first error.
-    let results = [
-        device.close().map_err(|e| e.to_string()),
-        group.close().map_err(|e| e.to_string()),
-        container.close().map_err(|e| e.to_string()),
-    ];
-    results.into_iter().collect()
-}
-
 fn close(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
     ctx.info = None;
     let fds = ctx.vfio.take().ok_or("device is not open")?;
-    close_all(fds).map_err(|e| format!("first close: {e}"))?;
+    fds.close().map_err(|e| format!("first close: {e}"))?;
     // A second open shows the release path left the device usable.
     let again = open_device(&ctx.opts.bdf).map_err(|e| format!("second open: {e}"))?;
-    let vendor = again.2.config_read16(0);
-    let closed = close_all(again).map_err(|e| format!("second close: {e}"));
+    let vendor = again.config_read16(0);
+    let closed = again.close().map_err(|e| format!("second close: {e}"));
     let vendor = vendor.map_err(|e| format!("second open: {e}"))?;
     diag.push(format!("second open: vendor {vendor:#06x}"));
     closed?;

@@ -5,6 +5,10 @@
 //! cxlvfio info <BDF>
 //! cxlvfio backend-check <BACKEND-FILE> [LOG...]
 //! ```
+//!
+//! `info` and `info-dump` open the device in the IOMMU mode `CXLVFIO_IOMMU`
+//! names (`noiommu`, `type1`, `iommufd`; unset or `auto`: the no-IOMMU group if
+//! there is one, else type1), see [`cxlvfio::iommu`].
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -12,13 +16,14 @@ use std::io::{self, Read};
 use std::process::ExitCode;
 
 use cxlvfio::backend::{self, MarkerLog};
+use cxlvfio::iommu::{iommu_mode_from_env, IommuContext};
 use cxlvfio::ktap::Ktap;
 use cxlvfio::uapi::{
     device_flags_str, irq_flags_str, irq_name, region_flags_str, region_name,
     VFIO_PCI_VGA_REGION_INDEX, VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
 };
 use cxlvfio::vfio::Capability;
-use cxlvfio::{open_device, parity, pci};
+use cxlvfio::{open_device, parity, pci, AttachedDevice};
 
 const USAGE: &str = "usage: cxlvfio info <BDF>\n\
        cxlvfio backend-check <BACKEND-FILE> [LOG...]\n\
@@ -26,7 +31,10 @@ const USAGE: &str = "usage: cxlvfio info <BDF>\n\
        cxlvfio info-compare <DUMP-CXL-ON> <DUMP-DISABLE-CXL>\n\
 \n\
 info: opens the PCI device <BDF> (e.g. 0000:0d:00.0) through VFIO and prints the\n\
-bound driver, IOMMU group, device flags, regions, IRQs and config-space IDs.\n\
+bound driver, the IOMMU mode and group or cdev, device flags, regions, IRQs and\n\
+config-space IDs.\n\
+The IOMMU mode comes from $CXLVFIO_IOMMU: noiommu, type1, iommufd, or auto\n\
+(unset: the no-IOMMU group if there is one, else type1).\n\
 \n\
 backend-check: reads the output of cxlvfio-dpa from the LOG files ('-' or none:\n\
 standard input), and checks that <BACKEND-FILE> (the QEMU memory backend of the\n\
@@ -54,13 +62,48 @@ fn describe_cap(cap: &Capability) -> String {
     }
 }
 
+/// The lines about how the device was opened: the IOMMU mode (and whether
+/// `CXLVFIO_IOMMU` chose it), then the group or the cdev.
+fn describe_open(open: &AttachedDevice, chosen_by_env: bool) -> String {
+    let how = if chosen_by_env {
+        "from CXLVFIO_IOMMU"
+    } else {
+        "auto"
+    };
+    let mut out = format!("  iommu mode:  {} ({how})\n", open.mode());
+    match open.context() {
+        IommuContext::Container { group, .. } => {
+            let _ = writeln!(
+                out,
+                "  iommu group: {} ({})",
+                group.number(),
+                group.path().display()
+            );
+        }
+        IommuContext::Iommufd {
+            ioas_id,
+            devid,
+            cdev,
+            ..
+        } => {
+            let _ = writeln!(
+                out,
+                "  vfio cdev:   {} (devid {devid}, ioas {ioas_id})",
+                cdev.display()
+            );
+        }
+    }
+    out
+}
+
 /// Builds the whole report before printing, so an error prints nothing partial.
 fn info(bdf: &str) -> io::Result<String> {
     let bdf = pci::normalize_bdf(bdf)?;
     pci::check_exists(&bdf)?;
     let mut out = String::new();
     let driver = pci::driver_name(&bdf)?;
-    let (container, group, device) = open_device(&bdf)?;
+    let chosen_by_env = iommu_mode_from_env()?.is_some();
+    let device = open_device(&bdf)?;
 
     // String formatting cannot fail; `let _` keeps the report code compact.
     let _ = writeln!(out, "device {bdf}");
@@ -69,17 +112,7 @@ fn info(bdf: &str) -> io::Result<String> {
         "  driver:      {}",
         driver.as_deref().unwrap_or("(none)")
     );
-    let _ = writeln!(
-        out,
-        "  iommu group: {} ({}, {})",
-        group.number(),
-        if group.is_noiommu() {
-            "noiommu"
-        } else {
-            "iommu"
-        },
-        group.path().display()
-    );
+    out.push_str(&describe_open(&device, chosen_by_env));
 
     let dinfo = device.info()?;
     let _ = writeln!(
@@ -161,8 +194,6 @@ fn info(bdf: &str) -> io::Result<String> {
     );
 
     device.close()?;
-    group.close()?;
-    container.close()?;
     Ok(out)
 }
 
@@ -242,11 +273,9 @@ fn backend_check(file: &str, logs: &[&str]) -> io::Result<bool> {
 /// `info-dump`: the device's info and every region's info, canonical (see [`parity::dump`]).
 fn info_dump(bdf: &str) -> io::Result<String> {
     let bdf = pci::normalize_bdf(bdf)?;
-    let (container, group, device) = open_device(&bdf)?;
+    let device = open_device(&bdf)?;
     let text = parity::dump(&device)?;
     device.close()?;
-    group.close()?;
-    container.close()?;
     Ok(text)
 }
 
