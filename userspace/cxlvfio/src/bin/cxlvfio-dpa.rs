@@ -2,11 +2,15 @@
 //! memory), reported as KTAP.
 //!
 //! Runs as root in the guest after the harness has loaded the module, enabled
-//! VFIO no-IOMMU mode and bound the device. Like a VMM it only uses the VFIO
-//! UAPI: device info and its CXL capability, the DPA region's info, `mmap`,
-//! `pread`/`pwrite`, `VFIO_DEVICE_RESET` and the low power device features.
-//! `/proc/iomem`, the kernel log and a helper module that claims the DPA range
-//! are the outside view.
+//! VFIO no-IOMMU mode (or given the guest an IOMMU) and bound the device. Like
+//! a VMM it only uses the VFIO UAPI: device info and its CXL capability, the
+//! DPA region's info, `mmap`, `pread`/`pwrite`, `VFIO_DEVICE_RESET` and the low
+//! power device features. `/proc/iomem`, the kernel log and a helper module that
+//! claims the DPA range are the outside view.
+//!
+//! The device is opened in the IOMMU mode `CXLVFIO_IOMMU` names (`noiommu`,
+//! `type1`, `iommufd`; unset or `auto`: the no-IOMMU group if there is one,
+//! else type1), see [`cxlvfio::iommu`].
 //!
 //! A SIGBUS handler turns an unexpected fault on device memory into a failed
 //! test instead of the end of the run ([`cxlvfio::sigbus`]). The last test
@@ -54,7 +58,10 @@ use cxlvfio::uapi::{
     VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
     VFIO_REGION_SUBTYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
 };
-use cxlvfio::{kmod, open_device, pci, AttachedDevice, Device, DeviceInfo, RegionInfo};
+use cxlvfio::{
+    kmod, open_device, open_device_with, pci, AttachedDevice, Device, DeviceInfo, IommuMode,
+    RegionInfo,
+};
 
 /// QEMU `cxl-type3` PCI IDs.
 const DEFAULT_IDS: (u16, u16) = (0x8086, 0x0d93);
@@ -107,6 +114,8 @@ Tests the DPA region (device memory) of cxl-vfio-pci on <BDF> (default: $CXL_BDF
 through VFIO and prints KTAP. --resets: VFIO_DEVICE_RESETs during the stress test\n\
 (default 200). --only NAME: run test NAME and the tests it depends on.\n\
 --expect-no-scrub: the module was loaded with scrub_memory=0: data must survive a reopen.\n\
+The IOMMU mode comes from $CXLVFIO_IOMMU: noiommu, type1, iommufd, or auto (unset:\n\
+the no-IOMMU group if there is one, else type1).\n\
 The backend_markers test prints '# backend-check' lines; after the VM exits,\n\
 'cxlvfio backend-check <backend file>' checks them. Exit status 0 if every test passed.";
 
@@ -168,6 +177,8 @@ struct ScannedRegion {
 struct Ctx {
     opts: Options,
     vfio: Option<AttachedDevice>,
+    /// The IOMMU mode of the last open.
+    mode: Option<IommuMode>,
     info: Option<DeviceInfo>,
     /// Every device-specific region of the current open.
     regions: Vec<ScannedRegion>,
@@ -189,6 +200,7 @@ impl Ctx {
         Ctx {
             opts,
             vfio: None,
+            mode: None,
             info: None,
             regions: Vec::new(),
             dpa: None,
@@ -240,6 +252,7 @@ impl Ctx {
         }
         let fds = open_device(&self.opts.bdf).map_err(|e| e.to_string())?;
         let info = fds.info();
+        self.mode = Some(fds.mode());
         self.vfio = Some(fds);
         let info = info.map_err(|e| e.to_string())?;
         let dev = self.dev()?;
@@ -1704,13 +1717,17 @@ fn dpa_reset_keeps_mapping(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult 
 /// `VFIO_DEVICE_PCI_HOT_RESET`: `_IO(VFIO_TYPE, VFIO_BASE + 13)`.
 const VFIO_DEVICE_PCI_HOT_RESET: libc::c_ulong = (b';' as libc::c_ulong) << 8 | (100 + 13);
 
-/// A hot reset of the device's bus or slot, asked for with the device's group (the only one
-/// affected on the test VM: the device is alone below its root port).
+/// A hot reset of the device's bus or slot (the test VM's device is alone below its root
+/// port). Opened through a group, ownership is proven with the device's group fd; opened
+/// through its cdev, with a zero-length fd array, and the kernel checks the iommufd instead
+/// (a group fd there is refused with EINVAL).
 fn hot_reset(ctx: &Ctx) -> Result<(), String> {
     let dev = ctx.attached()?;
-    let group = dev.group().ok_or("no group to prove ownership with")?;
-    // struct vfio_pci_hot_reset { argsz, flags, count, group_fds[1] }
-    let req: [i32; 4] = [16, 0, 1, group.as_fd().as_raw_fd()];
+    // struct vfio_pci_hot_reset { argsz, flags, count, group_fds[] }
+    let req: [i32; 4] = match dev.group() {
+        Some(group) => [16, 0, 1, group.as_fd().as_raw_fd()],
+        None => [12, 0, 0, 0],
+    };
     // SAFETY: `req` is a valid vfio_pci_hot_reset with one group fd, alive for the call.
     let ret = unsafe {
         libc::ioctl(
@@ -2099,10 +2116,11 @@ fn dpa_iomem_claimed(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     Ok(())
 }
 
-/// Opening the device must fail with EBUSY and the driver must say why.
-fn open_must_be_busy(bdf: &str, diag: &mut Vec<String>) -> Result<(), String> {
+/// Opening the device in `mode` must fail with EBUSY, in the ioctl where the driver's
+/// open runs, and the driver must say why.
+fn open_must_be_busy(bdf: &str, mode: IommuMode, diag: &mut Vec<String>) -> Result<(), String> {
     let mark = kmsg::log_mark().map_err(|e| format!("kernel log: {e}"))?;
-    match open_device(bdf) {
+    match open_device_with(bdf, mode) {
         Ok(fds) => {
             let _ = fds.close();
             return Err("the device opened although another driver holds its DPA range".into());
@@ -2115,8 +2133,9 @@ fn open_must_be_busy(bdf: &str, diag: &mut Vec<String>) -> Result<(), String> {
                     describe_err(&e)
                 ));
             }
-            if !e.to_string().contains("VFIO_GROUP_GET_DEVICE_FD") {
-                return Err(format!("EBUSY before VFIO_GROUP_GET_DEVICE_FD: {e}"));
+            let ioctl = mode.device_open_ioctl();
+            if !e.to_string().contains(ioctl) {
+                return Err(format!("EBUSY before {ioctl}: {e}"));
             }
         }
     }
@@ -2140,6 +2159,9 @@ fn dpa_open_busy(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
         .ok_or("the DPA claim was not found in /proc/iomem")?;
     let bdf = ctx.opts.bdf.clone();
     let name = claim_name(&bdf);
+    let mode = ctx
+        .mode
+        .ok_or("the IOMMU mode of the first open is unknown")?;
     ctx.close()?;
     if !iomem::find_by_name(&iomem::read_iomem()?, &name).is_empty() {
         return Err(format!("{name:?} is still in /proc/iomem after closing the device").into());
@@ -2161,7 +2183,7 @@ fn dpa_open_busy(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
         .into());
     }
     let mut problems = Vec::new();
-    if let Err(e) = open_must_be_busy(&bdf, diag) {
+    if let Err(e) = open_must_be_busy(&bdf, mode, diag) {
         problems.push(e);
     }
     let unload = vec!["-r".to_string(), CLAIM_TEST_MODULE.to_string()];
