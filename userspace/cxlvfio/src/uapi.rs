@@ -620,6 +620,11 @@ const IRQ_FLAG_NAMES: &[(u32, &str)] = &[
     (VFIO_IRQ_INFO_NORESIZE, "NORESIZE"),
 ];
 
+const CXL_CAP_FLAG_NAMES: &[(u32, &str)] = &[
+    (VFIO_CXL_CAP_FIRMWARE_COMMITTED, "FIRMWARE_COMMITTED"),
+    (VFIO_CXL_CAP_CACHE_CAPABLE, "CACHE_CAPABLE"),
+];
+
 fn decode(flags: u32, names: &[(u32, &str)]) -> String {
     let mut parts: Vec<String> = names
         .iter()
@@ -650,6 +655,25 @@ pub fn region_flags_str(flags: u32) -> String {
 /// Decodes `VFIO_IRQ_INFO_*` as `EVENTFD|MASKABLE|...`.
 pub fn irq_flags_str(flags: u32) -> String {
     decode(flags, IRQ_FLAG_NAMES)
+}
+
+/// Decodes `VFIO_CXL_CAP_*` (the flags of [`VfioDeviceInfoCapCxl`]) as
+/// `FIRMWARE_COMMITTED|CACHE_CAPABLE`.
+pub fn cxl_cap_flags_str(flags: u32) -> String {
+    decode(flags, CXL_CAP_FLAG_NAMES)
+}
+
+/// What a device-specific region of `(type, subtype)` is, for the CXL region
+/// types: `DPA memory` or `COMP_REGS`; `None` for any other type.
+pub fn cxl_region_kind(ty: u32, subtype: u32) -> Option<&'static str> {
+    if ty != VFIO_REGION_TYPE_PCI_VENDOR_TYPE | PCI_VENDOR_ID_CXL {
+        return None;
+    }
+    match subtype {
+        VFIO_REGION_SUBTYPE_CXL => Some("DPA memory"),
+        VFIO_REGION_SUBTYPE_CXL_COMP_REGS => Some("COMP_REGS"),
+        _ => None,
+    }
 }
 
 /// Name of a vfio-pci region index (`BAR0`..`BAR5`, `ROM`, `CONFIG`, `VGA`, `DEV<n>`).
@@ -870,6 +894,19 @@ mod tests {
         assert_eq!(region_flags_str(7), "READ|WRITE|MMAP");
         assert_eq!(region_flags_str(0xb), "READ|WRITE|CAPS");
         assert_eq!(irq_flags_str(0x7), "EVENTFD|MASKABLE|AUTOMASKED");
+    }
+
+    #[test]
+    fn cxl_names() {
+        assert_eq!(cxl_cap_flags_str(0), "-");
+        assert_eq!(cxl_cap_flags_str(1), "FIRMWARE_COMMITTED");
+        assert_eq!(cxl_cap_flags_str(3), "FIRMWARE_COMMITTED|CACHE_CAPABLE");
+        assert_eq!(cxl_cap_flags_str(6), "CACHE_CAPABLE|0x4");
+        assert_eq!(cxl_region_kind(0x8000_1e98, 1), Some("DPA memory"));
+        assert_eq!(cxl_region_kind(0x8000_1e98, 2), Some("COMP_REGS"));
+        assert_eq!(cxl_region_kind(0x8000_1e98, 3), None);
+        assert_eq!(cxl_region_kind(0x1e98, 1), None);
+        assert_eq!(cxl_region_kind(0x8000_8086, 1), None);
     }
 
     #[test]
