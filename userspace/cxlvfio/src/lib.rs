@@ -1,11 +1,34 @@
 //! Userspace access to `cxl-vfio-pci` devices through the Linux VFIO UAPI.
 //!
-//! The crate opens a device exactly as a VMM would (container, group, device
-//! fds and their ioctls), plus what the in-VM smoke suite needs around that:
-//! sysfs and module helpers, KTAP output and a kernel log scanner.
+//! The crate opens a device exactly as a VMM would, in one of three IOMMU
+//! modes (a no-IOMMU or type1 container and group, or the device's cdev bound
+//! to an iommufd), plus what the in-VM test suites need around that: sysfs
+//! and module helpers, KTAP output and a kernel log scanner.
 //!
-//! - [`uapi`]: hand-written `linux/vfio.h` structures and ioctl numbers.
-//! - [`vfio`]: safe [`Container`], [`Group`] and [`Device`] wrappers and [`open_device`].
+//! # Choosing the IOMMU mode
+//!
+//! [`open_device`], and so every test program, reads the environment variable
+//! `CXLVFIO_IOMMU`:
+//!
+//! | value | opens the device through |
+//! | --- | --- |
+//! | `noiommu` | `/dev/vfio/noiommu-N` and a `VFIO_NOIOMMU_IOMMU` container |
+//! | `type1` | `/dev/vfio/N` and a `VFIO_TYPE1v2_IOMMU` container |
+//! | `iommufd` | `/dev/vfio/devices/vfioN` bound to `/dev/iommu`, attached to a new IOAS |
+//! | unset, empty or `auto` | `noiommu` if `/dev/vfio/noiommu-N` exists, else `type1` |
+//!
+//! Any other value is an error. [`open_device_with`] takes the mode as an
+//! argument instead. A mode the system lacks fails with an error naming the
+//! missing node or ioctl.
+//!
+//! # Modules
+//!
+//! - [`uapi`]: hand-written `linux/vfio.h` and `linux/iommufd.h` structures and ioctl numbers.
+//! - [`vfio`]: safe [`Container`], [`Group`] and [`Device`] wrappers (both the
+//!   group and the cdev way to a device fd).
+//! - [`iommufd`]: a safe [`Iommufd`] wrapper: IOAS allocation, mapping, destruction.
+//! - [`iommu`]: [`IommuMode`], [`open_device`], [`open_device_with`] and the
+//!   [`AttachedDevice`] they return (device plus IOMMU side, DMA map/unmap, close).
 //! - [`pci`], [`kmod`]: sysfs views of the PCI device and kernel module.
 //! - [`ktap`]: KTAP reporter and result parser.
 //! - [`kmsg`]: kernel log problem matcher.
@@ -29,6 +52,8 @@ pub mod cxl;
 pub mod error;
 pub mod ioeventfd;
 pub mod iomem;
+pub mod iommu;
+pub mod iommufd;
 pub mod kmod;
 pub mod kmsg;
 pub mod ktap;
@@ -40,4 +65,6 @@ pub mod sigbus;
 pub mod uapi;
 pub mod vfio;
 
-pub use vfio::{open_device, Container, Device, DeviceInfo, Group, IrqInfo, RegionInfo};
+pub use iommu::{open_device, open_device_with, AttachedDevice, IommuContext, IommuMode};
+pub use iommufd::Iommufd;
+pub use vfio::{Container, Device, DeviceInfo, Group, IrqInfo, RegionInfo};

@@ -72,6 +72,35 @@ impl Mapping {
         Ok(Mapping { ptr: p.cast(), len })
     }
 
+    /// A private, anonymous read/write mapping of `len` bytes (zero-filled
+    /// pages, faulted in on first touch): ordinary process memory, e.g. a
+    /// buffer to map for a device's DMA.
+    pub fn anonymous(len: usize) -> io::Result<Mapping> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an anonymous mapping of 0 bytes",
+            ));
+        }
+        // SAFETY: a NULL hint without MAP_FIXED makes the kernel choose an
+        // unused range, so no existing mapping (and no Rust object) is
+        // replaced; an anonymous mapping takes no fd.
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { ptr: p.cast(), len })
+    }
+
     /// A shared read/write mapping of `len` bytes at `offset` of `fd`.
     pub fn shared(fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<Mapping> {
         Self::map(
@@ -400,6 +429,20 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     static N: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn anonymous_mapping() {
+        let m = Mapping::anonymous(2 * 1024 * 1024).unwrap();
+        assert_eq!(m.len(), 2 * 1024 * 1024);
+        assert_eq!(m.addr() % PAGE_SIZE, 0);
+        assert_eq!(m.read_u64(0x1000), 0);
+        m.write_u64(0x1f_fff8, 0x1234_5678_9abc_def0);
+        assert_eq!(m.read_u64(0x1f_fff8), 0x1234_5678_9abc_def0);
+        assert_eq!(
+            Mapping::anonymous(0).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+    }
 
     /// A scratch file of `len` bytes, removed when the `File` is the last reference.
     fn scratch(len: u64) -> File {

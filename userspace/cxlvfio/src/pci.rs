@@ -1,7 +1,7 @@
 //! PCI device attributes from sysfs (`/sys/bus/pci/devices/<BDF>/...`).
 //!
 //! These are the host's view of the device, used to cross-check what VFIO
-//! reports and to find the device's IOMMU group.
+//! reports and to find the device's IOMMU group and VFIO cdev.
 
 use std::fs;
 use std::io;
@@ -108,6 +108,88 @@ pub fn iommu_group(bdf: &str) -> io::Result<u32> {
             io::ErrorKind::InvalidData,
             format!("{}: group name {name:?} is not a number", link.display()),
         )
+    })
+}
+
+/// Where udev puts VFIO device cdevs: `/dev/vfio/devices/vfioN`.
+pub const VFIO_CDEV_DIR: &str = "/dev/vfio/devices";
+
+/// A device's VFIO cdev, as sysfs lists it under `<device>/vfio-dev/vfioN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VfioCdev {
+    /// `vfioN`.
+    pub name: String,
+    /// `/dev/vfio/devices/vfioN`.
+    pub path: PathBuf,
+    /// `(major, minor)` from sysfs `vfio-dev/vfioN/dev`, if it could be read.
+    pub devnum: Option<(u32, u32)>,
+}
+
+/// The single `vfioN` name among the entries of a `vfio-dev` directory.
+pub fn pick_vfio_cdev_name<I, S>(dir: &Path, entries: I) -> io::Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let names: Vec<String> = entries
+        .into_iter()
+        .map(|n| n.as_ref().to_string())
+        .filter(|n| {
+            n.strip_prefix("vfio")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    match names.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(other(
+            io::ErrorKind::NotFound,
+            format!("{}: no vfioN entry", dir.display()),
+        )),
+        many => Err(other(
+            io::ErrorKind::InvalidData,
+            format!("{}: several entries {many:?}", dir.display()),
+        )),
+    }
+}
+
+/// Parses a sysfs `dev` attribute, `MAJOR:MINOR`.
+pub fn parse_devnum(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.trim().split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// The device's VFIO cdev: the `vfioN` under `/sys/bus/pci/devices/<bdf>/vfio-dev/`.
+///
+/// The directory exists only while a VFIO driver is bound and the kernel has
+/// `CONFIG_VFIO_DEVICE_CDEV`; the error says so when it is missing.
+pub fn vfio_cdev(bdf: &str) -> io::Result<VfioCdev> {
+    check_exists(bdf)?;
+    let dir = device_dir(bdf).join("vfio-dev");
+    let entries = match fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<io::Result<Vec<String>>>()
+            .context(|| format!("read {}", dir.display()))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(other(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} does not exist: no VFIO device cdev (kernel without \
+                     CONFIG_VFIO_DEVICE_CDEV, or {bdf} not bound to a VFIO driver)",
+                    dir.display()
+                ),
+            ))
+        }
+        Err(e) => return Err(e).context(|| format!("read {}", dir.display())),
+    };
+    let name = pick_vfio_cdev_name(&dir, &entries)?;
+    let devnum = fs::read_to_string(dir.join(&name).join("dev"))
+        .ok()
+        .and_then(|t| parse_devnum(&t));
+    Ok(VfioCdev {
+        path: Path::new(VFIO_CDEV_DIR).join(&name),
+        name,
+        devnum,
     })
 }
 
@@ -321,6 +403,30 @@ pub fn parse_ids(s: &str) -> Option<(u16, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vfio_cdev_names() {
+        let dir = Path::new("/sys/bus/pci/devices/0000:0d:00.0/vfio-dev");
+        assert_eq!(pick_vfio_cdev_name(dir, ["vfio0"]).unwrap(), "vfio0");
+        assert_eq!(
+            pick_vfio_cdev_name(dir, ["uevent", "vfio12", "power"]).unwrap(),
+            "vfio12"
+        );
+        let e = pick_vfio_cdev_name(dir, ["vfio", "vfiox", "power"]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("vfio-dev: no vfioN entry"), "{e}");
+        let e = pick_vfio_cdev_name(dir, ["vfio0", "vfio1"]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(parse_devnum("238:0\n"), Some((238, 0)));
+        assert_eq!(parse_devnum("238"), None);
+        assert_eq!(parse_devnum("a:1"), None);
+    }
+
+    #[test]
+    fn vfio_cdev_of_a_missing_device() {
+        let e = vfio_cdev("0000:ff:1f.7").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn bdf_normalization() {

@@ -1,8 +1,10 @@
-//! Hand-written subset of the VFIO UAPI (`include/uapi/linux/vfio.h`, Linux 6.12).
+//! Hand-written subset of the VFIO and iommufd UAPI (`include/uapi/linux/vfio.h`
+//! and `include/uapi/linux/iommufd.h`, Linux 6.12).
 //!
-//! Only what a VMM needs to open a PCI device through the legacy container/group
-//! interface, query it, access its regions and reset it. Layouts are checked at
-//! compile time against the sizes the C header produces.
+//! Only what a VMM needs to open a PCI device (through the legacy
+//! container/group interface or through its VFIO cdev bound to an iommufd),
+//! map memory for its DMA, query it, access its regions and reset it. Layouts
+//! are checked at compile time against the sizes the C headers produce.
 
 use std::mem::size_of;
 
@@ -118,6 +120,18 @@ pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u64 = vfio_io(12);
 pub const VFIO_DEVICE_PCI_HOT_RESET: u64 = vfio_io(13);
 /// Device: get, set or probe a device feature ([`VfioDeviceFeature`] + payload).
 pub const VFIO_DEVICE_FEATURE: u64 = vfio_io(17);
+/// Device (cdev fd only): bind to an iommufd ([`VfioDeviceBindIommufd`]); the
+/// driver's `open_device` runs here, so its errors (e.g. `EBUSY`) surface here.
+pub const VFIO_DEVICE_BIND_IOMMUFD: u64 = vfio_io(18);
+/// Device (cdev fd only): attach to an IOAS or HWPT ([`VfioDeviceAttachIommufdPt`]).
+pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: u64 = vfio_io(19);
+/// Device (cdev fd only): detach from its IOAS or HWPT ([`VfioDeviceDetachIommufdPt`]).
+pub const VFIO_DEVICE_DETACH_IOMMUFD_PT: u64 = vfio_io(20);
+/// Container (type1): map user memory for DMA ([`VfioIommuType1DmaMap`]). Same
+/// number as [`VFIO_DEVICE_PCI_HOT_RESET`], on another kind of fd.
+pub const VFIO_IOMMU_MAP_DMA: u64 = vfio_io(13);
+/// Container (type1): unmap an IOVA range ([`VfioIommuType1DmaUnmap`]).
+pub const VFIO_IOMMU_UNMAP_DMA: u64 = vfio_io(14);
 
 // ---------------------------------------------------------------------------
 // Structures
@@ -317,6 +331,181 @@ pub const VFIO_PCI_REQ_IRQ_INDEX: u32 = 4;
 /// Number of vfio-pci IRQ indexes.
 pub const VFIO_PCI_NUM_IRQS: u32 = 5;
 
+// ---------------------------------------------------------------------------
+// Type1 DMA mapping (container fd)
+// ---------------------------------------------------------------------------
+
+/// `struct vfio_iommu_type1_dma_map`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioIommuType1DmaMap {
+    /// Size of the structure passed in.
+    pub argsz: u32,
+    /// `VFIO_DMA_MAP_FLAG_*`: READ and/or WRITE are required.
+    pub flags: u32,
+    /// Process virtual address of the memory.
+    pub vaddr: u64,
+    /// IO virtual address the device uses.
+    pub iova: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+/// The device may read the mapping.
+pub const VFIO_DMA_MAP_FLAG_READ: u32 = 1 << 0;
+/// The device may write the mapping.
+pub const VFIO_DMA_MAP_FLAG_WRITE: u32 = 1 << 1;
+/// Update the vaddr of an existing (vaddr-invalidated) mapping.
+pub const VFIO_DMA_MAP_FLAG_VADDR: u32 = 1 << 2;
+
+/// `struct vfio_iommu_type1_dma_unmap`, without its `data[]` (the dirty bitmap).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioIommuType1DmaUnmap {
+    /// Size of the structure passed in.
+    pub argsz: u32,
+    /// `VFIO_DMA_UNMAP_FLAG_*`.
+    pub flags: u32,
+    /// IO virtual address of the range.
+    pub iova: u64,
+    /// Length in bytes; the kernel writes back how much it unmapped.
+    pub size: u64,
+}
+
+/// Return the dirty bitmap in `data[]` (needs a `struct vfio_bitmap` there).
+pub const VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP: u32 = 1 << 0;
+/// Unmap everything (`iova` and `size` 0).
+pub const VFIO_DMA_UNMAP_FLAG_ALL: u32 = 1 << 1;
+/// Only invalidate the vaddr of the range.
+pub const VFIO_DMA_UNMAP_FLAG_VADDR: u32 = 1 << 2;
+
+// ---------------------------------------------------------------------------
+// VFIO device cdev and iommufd (vfio.h)
+// ---------------------------------------------------------------------------
+
+/// `struct vfio_device_bind_iommufd` (6.12: no token fields yet).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioDeviceBindIommufd {
+    /// Size of the structure passed in.
+    pub argsz: u32,
+    /// Must be 0.
+    pub flags: u32,
+    /// The iommufd (an open `/dev/iommu`) to bind to; negative for no-IOMMU.
+    pub iommufd: i32,
+    /// Output: the device's id within that iommufd.
+    pub out_devid: u32,
+}
+
+/// `struct vfio_device_attach_iommufd_pt` (6.12: no `pasid` yet).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioDeviceAttachIommufdPt {
+    /// Size of the structure passed in.
+    pub argsz: u32,
+    /// Must be 0.
+    pub flags: u32,
+    /// In: an IOAS or HWPT id; out: the IOAS id or the HWPT actually attached.
+    pub pt_id: u32,
+}
+
+/// `struct vfio_device_detach_iommufd_pt`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VfioDeviceDetachIommufdPt {
+    /// Size of the structure passed in.
+    pub argsz: u32,
+    /// Must be 0.
+    pub flags: u32,
+}
+
+// ---------------------------------------------------------------------------
+// iommufd (linux/iommufd.h): `/dev/iommu`
+// ---------------------------------------------------------------------------
+
+/// The iommufd ioctl type character, `';'` like VFIO's.
+pub const IOMMUFD_TYPE: u8 = b';';
+/// `IOMMUFD_CMD_DESTROY`.
+pub const IOMMUFD_CMD_DESTROY: u8 = 0x80;
+/// `IOMMUFD_CMD_IOAS_ALLOC`.
+pub const IOMMUFD_CMD_IOAS_ALLOC: u8 = 0x81;
+/// `IOMMUFD_CMD_IOAS_MAP`.
+pub const IOMMUFD_CMD_IOAS_MAP: u8 = 0x85;
+/// `IOMMUFD_CMD_IOAS_UNMAP`.
+pub const IOMMUFD_CMD_IOAS_UNMAP: u8 = 0x86;
+
+/// Destroy an iommufd object ([`IommuDestroy`]).
+pub const IOMMU_DESTROY: u64 = io(IOMMUFD_TYPE, IOMMUFD_CMD_DESTROY);
+/// Allocate an IO address space ([`IommuIoasAlloc`]).
+pub const IOMMU_IOAS_ALLOC: u64 = io(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOC);
+/// Map user memory into an IOAS ([`IommuIoasMap`]).
+pub const IOMMU_IOAS_MAP: u64 = io(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP);
+/// Unmap an IOVA range of an IOAS ([`IommuIoasUnmap`]).
+pub const IOMMU_IOAS_UNMAP: u64 = io(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_UNMAP);
+
+/// `struct iommu_destroy`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IommuDestroy {
+    /// `sizeof(struct iommu_destroy)`.
+    pub size: u32,
+    /// The object to destroy.
+    pub id: u32,
+}
+
+/// `struct iommu_ioas_alloc`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IommuIoasAlloc {
+    /// `sizeof(struct iommu_ioas_alloc)`.
+    pub size: u32,
+    /// Must be 0.
+    pub flags: u32,
+    /// Output: the new IOAS's id.
+    pub out_ioas_id: u32,
+}
+
+/// `struct iommu_ioas_map`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IommuIoasMap {
+    /// `sizeof(struct iommu_ioas_map)`.
+    pub size: u32,
+    /// `IOMMU_IOAS_MAP_*`.
+    pub flags: u32,
+    /// The IOAS to map into.
+    pub ioas_id: u32,
+    /// Must be 0.
+    pub reserved: u32,
+    /// Process virtual address of the memory.
+    pub user_va: u64,
+    /// Length in bytes.
+    pub length: u64,
+    /// In with `IOMMU_IOAS_MAP_FIXED_IOVA`, else out: the IOVA.
+    pub iova: u64,
+}
+
+/// Map at the given `iova` instead of one the kernel picks.
+pub const IOMMU_IOAS_MAP_FIXED_IOVA: u32 = 1 << 0;
+/// The device may write the mapping.
+pub const IOMMU_IOAS_MAP_WRITEABLE: u32 = 1 << 1;
+/// The device may read the mapping.
+pub const IOMMU_IOAS_MAP_READABLE: u32 = 1 << 2;
+
+/// `struct iommu_ioas_unmap`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IommuIoasUnmap {
+    /// `sizeof(struct iommu_ioas_unmap)`.
+    pub size: u32,
+    /// The IOAS to unmap from.
+    pub ioas_id: u32,
+    /// IOVA of the range.
+    pub iova: u64,
+    /// Length in bytes; the kernel writes back how much it unmapped.
+    pub length: u64,
+}
+
 // Layouts must match the C header exactly: the kernel copies these byte for byte.
 // ---------------------------------------------------------------------------
 // CXL (the cxl-vfio-pci additions to linux/vfio.h)
@@ -390,6 +579,15 @@ const _: () = assert!(size_of::<VfioRegionSparseMmapArea>() == 16);
 const _: () = assert!(size_of::<VfioIrqInfo>() == 16);
 const _: () = assert!(size_of::<VfioDeviceFeature>() == 8);
 const _: () = assert!(std::mem::align_of::<VfioRegionInfo>() == 8);
+const _: () = assert!(size_of::<VfioIommuType1DmaMap>() == 32);
+const _: () = assert!(size_of::<VfioIommuType1DmaUnmap>() == 24);
+const _: () = assert!(size_of::<VfioDeviceBindIommufd>() == 16);
+const _: () = assert!(size_of::<VfioDeviceAttachIommufdPt>() == 12);
+const _: () = assert!(size_of::<VfioDeviceDetachIommufdPt>() == 8);
+const _: () = assert!(size_of::<IommuDestroy>() == 8);
+const _: () = assert!(size_of::<IommuIoasAlloc>() == 12);
+const _: () = assert!(size_of::<IommuIoasMap>() == 40);
+const _: () = assert!(size_of::<IommuIoasUnmap>() == 24);
 
 // ---------------------------------------------------------------------------
 // Names for printing
@@ -422,6 +620,11 @@ const IRQ_FLAG_NAMES: &[(u32, &str)] = &[
     (VFIO_IRQ_INFO_NORESIZE, "NORESIZE"),
 ];
 
+const CXL_CAP_FLAG_NAMES: &[(u32, &str)] = &[
+    (VFIO_CXL_CAP_FIRMWARE_COMMITTED, "FIRMWARE_COMMITTED"),
+    (VFIO_CXL_CAP_CACHE_CAPABLE, "CACHE_CAPABLE"),
+];
+
 fn decode(flags: u32, names: &[(u32, &str)]) -> String {
     let mut parts: Vec<String> = names
         .iter()
@@ -452,6 +655,25 @@ pub fn region_flags_str(flags: u32) -> String {
 /// Decodes `VFIO_IRQ_INFO_*` as `EVENTFD|MASKABLE|...`.
 pub fn irq_flags_str(flags: u32) -> String {
     decode(flags, IRQ_FLAG_NAMES)
+}
+
+/// Decodes `VFIO_CXL_CAP_*` (the flags of [`VfioDeviceInfoCapCxl`]) as
+/// `FIRMWARE_COMMITTED|CACHE_CAPABLE`.
+pub fn cxl_cap_flags_str(flags: u32) -> String {
+    decode(flags, CXL_CAP_FLAG_NAMES)
+}
+
+/// What a device-specific region of `(type, subtype)` is, for the CXL region
+/// types: `DPA memory` or `COMP_REGS`; `None` for any other type.
+pub fn cxl_region_kind(ty: u32, subtype: u32) -> Option<&'static str> {
+    if ty != VFIO_REGION_TYPE_PCI_VENDOR_TYPE | PCI_VENDOR_ID_CXL {
+        return None;
+    }
+    match subtype {
+        VFIO_REGION_SUBTYPE_CXL => Some("DPA memory"),
+        VFIO_REGION_SUBTYPE_CXL_COMP_REGS => Some("COMP_REGS"),
+        _ => None,
+    }
 }
 
 /// Name of a vfio-pci region index (`BAR0`..`BAR5`, `ROM`, `CONFIG`, `VGA`, `DEV<n>`).
@@ -509,6 +731,66 @@ mod tests {
         assert_eq!(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, 0x3B70);
         assert_eq!(VFIO_DEVICE_PCI_HOT_RESET, 0x3B71);
         assert_eq!(VFIO_DEVICE_FEATURE, 0x3B75);
+    }
+
+    // The values are what the 6.12 headers' `_IO(VFIO_TYPE, VFIO_BASE + n)` and
+    // `_IO(IOMMUFD_TYPE, IOMMUFD_CMD_*)` give in C on asm-generic architectures.
+    #[cfg(not(any(
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    )))]
+    #[test]
+    fn iommu_ioctl_numbers_match_c_headers() {
+        // vfio.h: VFIO_BASE (100) + 18, 19, 20; type1 + 13, 14.
+        assert_eq!(VFIO_DEVICE_BIND_IOMMUFD, 0x3B76);
+        assert_eq!(VFIO_DEVICE_ATTACH_IOMMUFD_PT, 0x3B77);
+        assert_eq!(VFIO_DEVICE_DETACH_IOMMUFD_PT, 0x3B78);
+        assert_eq!(VFIO_IOMMU_MAP_DMA, 0x3B71);
+        assert_eq!(VFIO_IOMMU_UNMAP_DMA, 0x3B72);
+        // iommufd.h: IOMMUFD_CMD_BASE 0x80 + 0, 1, 5, 6.
+        assert_eq!(IOMMUFD_TYPE, 0x3B);
+        assert_eq!(IOMMU_DESTROY, 0x3B80);
+        assert_eq!(IOMMU_IOAS_ALLOC, 0x3B81);
+        assert_eq!(IOMMU_IOAS_MAP, 0x3B85);
+        assert_eq!(IOMMU_IOAS_UNMAP, 0x3B86);
+    }
+
+    #[test]
+    fn iommu_struct_layouts() {
+        assert_eq!(size_of::<VfioIommuType1DmaMap>(), 32);
+        assert_eq!(offset_of!(VfioIommuType1DmaMap, vaddr), 8);
+        assert_eq!(offset_of!(VfioIommuType1DmaMap, iova), 16);
+        assert_eq!(offset_of!(VfioIommuType1DmaMap, size), 24);
+        assert_eq!(size_of::<VfioIommuType1DmaUnmap>(), 24);
+        assert_eq!(offset_of!(VfioIommuType1DmaUnmap, iova), 8);
+        assert_eq!(offset_of!(VfioIommuType1DmaUnmap, size), 16);
+        assert_eq!(size_of::<VfioDeviceBindIommufd>(), 16);
+        assert_eq!(offset_of!(VfioDeviceBindIommufd, iommufd), 8);
+        assert_eq!(offset_of!(VfioDeviceBindIommufd, out_devid), 12);
+        assert_eq!(size_of::<VfioDeviceAttachIommufdPt>(), 12);
+        assert_eq!(offset_of!(VfioDeviceAttachIommufdPt, pt_id), 8);
+        assert_eq!(size_of::<VfioDeviceDetachIommufdPt>(), 8);
+        assert_eq!(size_of::<IommuDestroy>(), 8);
+        assert_eq!(offset_of!(IommuDestroy, id), 4);
+        assert_eq!(size_of::<IommuIoasAlloc>(), 12);
+        assert_eq!(offset_of!(IommuIoasAlloc, out_ioas_id), 8);
+        assert_eq!(size_of::<IommuIoasMap>(), 40);
+        assert_eq!(offset_of!(IommuIoasMap, ioas_id), 8);
+        assert_eq!(offset_of!(IommuIoasMap, user_va), 16);
+        assert_eq!(offset_of!(IommuIoasMap, length), 24);
+        assert_eq!(offset_of!(IommuIoasMap, iova), 32);
+        assert_eq!(size_of::<IommuIoasUnmap>(), 24);
+        assert_eq!(offset_of!(IommuIoasUnmap, iova), 8);
+        assert_eq!(offset_of!(IommuIoasUnmap, length), 16);
+        assert_eq!(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE, 0x3);
+        assert_eq!(
+            IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE,
+            0x7
+        );
     }
 
     #[test]
@@ -612,6 +894,19 @@ mod tests {
         assert_eq!(region_flags_str(7), "READ|WRITE|MMAP");
         assert_eq!(region_flags_str(0xb), "READ|WRITE|CAPS");
         assert_eq!(irq_flags_str(0x7), "EVENTFD|MASKABLE|AUTOMASKED");
+    }
+
+    #[test]
+    fn cxl_names() {
+        assert_eq!(cxl_cap_flags_str(0), "-");
+        assert_eq!(cxl_cap_flags_str(1), "FIRMWARE_COMMITTED");
+        assert_eq!(cxl_cap_flags_str(3), "FIRMWARE_COMMITTED|CACHE_CAPABLE");
+        assert_eq!(cxl_cap_flags_str(6), "CACHE_CAPABLE|0x4");
+        assert_eq!(cxl_region_kind(0x8000_1e98, 1), Some("DPA memory"));
+        assert_eq!(cxl_region_kind(0x8000_1e98, 2), Some("COMP_REGS"));
+        assert_eq!(cxl_region_kind(0x8000_1e98, 3), None);
+        assert_eq!(cxl_region_kind(0x1e98, 1), None);
+        assert_eq!(cxl_region_kind(0x8000_8086, 1), None);
     }
 
     #[test]

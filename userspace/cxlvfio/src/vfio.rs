@@ -1,10 +1,14 @@
 //! Safe wrappers over the VFIO container, group and device file descriptors.
 //!
-//! This is the legacy container/group flow a VMM uses: open the container,
-//! open the device's group, attach the group to the container, select the
-//! IOMMU backend, then ask the group for a device fd. Every raw syscall
-//! (`ioctl(2)`, `close(2)`, adopting a new fd) is in the small `sys` helpers at
-//! the bottom of this file; each caller states why its arguments are valid.
+//! Two ways lead to a device fd. The legacy container/group flow: open the
+//! container, open the device's group, attach the group to the container,
+//! select the IOMMU backend, then ask the group for a device fd. The cdev flow:
+//! open `/dev/vfio/devices/vfioN` directly, then bind it to an iommufd and
+//! attach it to an IO address space ([`crate::iommufd`]). [`crate::iommu`]
+//! strings either together; this module has the single steps. Every raw
+//! syscall (`ioctl(2)`, `close(2)`, adopting a new fd) is in the small `sys`
+//! helpers at the bottom of this file; each caller states why its arguments
+//! are valid.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -14,8 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{other, with_context, ResultExt};
-use crate::pci;
+use crate::error::{other, ResultExt};
 use crate::uapi::*;
 
 /// The container device node.
@@ -73,9 +76,69 @@ impl Container {
         .context(|| format!("VFIO_SET_IOMMU({iommu_type})"))
     }
 
+    /// `VFIO_IOMMU_MAP_DMA`: lets the device reach `size` bytes of this
+    /// process's memory at `vaddr` through IO virtual address `iova`, with
+    /// `flags` (`VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE` for a
+    /// normal mapping; anything else is passed through as is, for tests of
+    /// refusals). The type1 backend pins the pages, or follows a `VM_PFNMAP`
+    /// mapping to its PFNs.
+    ///
+    /// Nothing here checks `vaddr`: the kernel does and fails with the errno
+    /// (`EFAULT`, `EINVAL`, `EEXIST`, ...). While mapped, the device may write
+    /// that memory at any time, so the caller keeps it mapped and treats its
+    /// contents as shared with the device until [`Container::unmap_dma`].
+    pub fn map_dma(&self, vaddr: u64, iova: u64, size: u64, flags: u32) -> io::Result<()> {
+        let mut map = VfioIommuType1DmaMap {
+            argsz: size_of::<VfioIommuType1DmaMap>() as u32,
+            flags,
+            vaddr,
+            iova,
+            size,
+        };
+        // SAFETY: VFIO_IOMMU_MAP_DMA reads `argsz` bytes of a `struct
+        // vfio_iommu_type1_dma_map`, which is what `map` is (layout asserted in
+        // `uapi`); `map` outlives the call. The kernel validates `vaddr` itself
+        // and never writes through it from this call.
+        unsafe { sys::ioctl_ptr(self.file.as_fd(), VFIO_IOMMU_MAP_DMA, &mut map) }
+            .map(drop)
+            .context(|| {
+                format!(
+                    "VFIO_IOMMU_MAP_DMA(vaddr {vaddr:#x} iova {iova:#x} size {size:#x} flags {flags:#x})"
+                )
+            })
+    }
+
+    /// `VFIO_IOMMU_UNMAP_DMA` of `[iova, iova + size)` with `flags` (0 normally;
+    /// `VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP` needs a bitmap this call does not
+    /// pass, so the kernel refuses it). Returns the bytes the kernel unmapped.
+    pub fn unmap_dma(&self, iova: u64, size: u64, flags: u32) -> io::Result<u64> {
+        let mut unmap = VfioIommuType1DmaUnmap {
+            argsz: size_of::<VfioIommuType1DmaUnmap>() as u32,
+            flags,
+            iova,
+            size,
+        };
+        // SAFETY: VFIO_IOMMU_UNMAP_DMA reads `argsz` bytes of a `struct
+        // vfio_iommu_type1_dma_unmap` (without `data[]`, which `argsz` excludes)
+        // and writes back its `size` field; `unmap` is that structure and
+        // outlives the call.
+        unsafe { sys::ioctl_ptr(self.file.as_fd(), VFIO_IOMMU_UNMAP_DMA, &mut unmap) }.context(
+            || format!("VFIO_IOMMU_UNMAP_DMA(iova {iova:#x} size {size:#x} flags {flags:#x})"),
+        )?;
+        Ok(unmap.size)
+    }
+
     /// Closes the container fd, reporting an error from `close(2)`.
     pub fn close(self) -> io::Result<()> {
         sys::close(self.file).context(|| format!("close {VFIO_CONTAINER_PATH}"))
+    }
+}
+
+#[cfg(test)]
+impl Container {
+    /// A container over any file, for tests of the wrappers without VFIO.
+    pub(crate) fn from_file(file: File) -> Self {
+        Container { file }
     }
 }
 
@@ -199,6 +262,19 @@ impl Group {
     pub fn close(self) -> io::Result<()> {
         let path = self.path;
         sys::close(self.file).context(|| format!("close {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+impl Group {
+    /// A group over any file, for tests of the wrappers without VFIO.
+    pub(crate) fn from_file(file: File, number: u32, noiommu: bool) -> Self {
+        Group {
+            file,
+            number,
+            noiommu,
+            path: group_path(number, noiommu),
+        }
     }
 }
 
@@ -506,9 +582,86 @@ pub struct Device {
 }
 
 impl Device {
+    /// Opens a VFIO device cdev (`/dev/vfio/devices/vfioN`) for device `name`.
+    ///
+    /// The fd can do nothing but [`Device::bind_iommufd`] until it is bound;
+    /// the driver's `open_device` runs at the bind, not here.
+    pub fn open_cdev(path: &Path, name: &str) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .context(|| format!("open {} (VFIO cdev of {name})", path.display()))?;
+        Ok(Device {
+            file,
+            name: name.to_string(),
+        })
+    }
+
     /// The device name (PCI address) it was opened with.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `VFIO_DEVICE_BIND_IOMMUFD` (cdev fds only): binds the device to
+    /// `iommufd` and returns its device id there. This is where the driver
+    /// opens the device, so its refusals (e.g. `EBUSY`) come back here.
+    pub fn bind_iommufd(&self, iommufd: BorrowedFd<'_>) -> io::Result<u32> {
+        let mut bind = VfioDeviceBindIommufd {
+            argsz: size_of::<VfioDeviceBindIommufd>() as u32,
+            flags: 0,
+            iommufd: iommufd.as_raw_fd(),
+            out_devid: 0,
+        };
+        // SAFETY: VFIO_DEVICE_BIND_IOMMUFD reads the 16 bytes of a `struct
+        // vfio_device_bind_iommufd` and writes its `out_devid`; `bind` is that
+        // structure (layout asserted in `uapi`) and outlives the call.
+        unsafe { sys::ioctl_ptr(self.file.as_fd(), VFIO_DEVICE_BIND_IOMMUFD, &mut bind) }
+            .context(|| format!("VFIO_DEVICE_BIND_IOMMUFD on {}", self.name))?;
+        Ok(bind.out_devid)
+    }
+
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` (bound cdev fds only): attaches the
+    /// device to the IOAS or HWPT `pt_id`; returns the id the kernel reports
+    /// back (the IOAS, or the HWPT it attached for it).
+    pub fn attach_iommufd_pt(&self, pt_id: u32) -> io::Result<u32> {
+        let mut attach = VfioDeviceAttachIommufdPt {
+            argsz: size_of::<VfioDeviceAttachIommufdPt>() as u32,
+            flags: 0,
+            pt_id,
+        };
+        // SAFETY: VFIO_DEVICE_ATTACH_IOMMUFD_PT reads `argsz` (12) bytes of a
+        // `struct vfio_device_attach_iommufd_pt` and writes back `pt_id`;
+        // `attach` is that structure and outlives the call.
+        unsafe {
+            sys::ioctl_ptr(
+                self.file.as_fd(),
+                VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+                &mut attach,
+            )
+        }
+        .context(|| format!("VFIO_DEVICE_ATTACH_IOMMUFD_PT({pt_id}) on {}", self.name))?;
+        Ok(attach.pt_id)
+    }
+
+    /// `VFIO_DEVICE_DETACH_IOMMUFD_PT` (bound cdev fds only): detaches the
+    /// device from its IOAS or HWPT; DMA is blocked after it.
+    pub fn detach_iommufd_pt(&self) -> io::Result<()> {
+        let mut detach = VfioDeviceDetachIommufdPt {
+            argsz: size_of::<VfioDeviceDetachIommufdPt>() as u32,
+            flags: 0,
+        };
+        // SAFETY: VFIO_DEVICE_DETACH_IOMMUFD_PT reads the 8 bytes of a `struct
+        // vfio_device_detach_iommufd_pt`, which `detach` is; it outlives the call.
+        unsafe {
+            sys::ioctl_ptr(
+                self.file.as_fd(),
+                VFIO_DEVICE_DETACH_IOMMUFD_PT,
+                &mut detach,
+            )
+        }
+        .map(drop)
+        .context(|| format!("VFIO_DEVICE_DETACH_IOMMUFD_PT on {}", self.name))
     }
 
     /// `VFIO_DEVICE_GET_INFO`, including the capability chain if any.
@@ -780,63 +933,25 @@ impl Device {
     }
 }
 
+#[cfg(test)]
+impl Device {
+    /// A device over any file, for tests of the wrappers without VFIO.
+    pub(crate) fn from_file(file: File, name: &str) -> Self {
+        Device {
+            file,
+            name: name.to_string(),
+        }
+    }
+}
+
 impl AsFd for Device {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
 }
 
-/// Opens a PCI device through VFIO the way a VMM does.
-///
-/// Follows `/sys/bus/pci/devices/<bdf>/iommu_group` to the group number, uses
-/// `/dev/vfio/noiommu-<n>` (with `VFIO_NOIOMMU_IOMMU`) if it exists and
-/// `/dev/vfio/<n>` (with `VFIO_TYPE1v2_IOMMU`) otherwise, and checks the API
-/// version, the extension and the group's viability on the way.
-pub fn open_device(bdf: &str) -> io::Result<(Container, Group, Device)> {
-    let bdf = pci::normalize_bdf(bdf)?;
-    let number = pci::iommu_group(&bdf)?;
-    let noiommu = group_path(number, true).exists();
-    let iommu_type = if noiommu {
-        VFIO_NOIOMMU_IOMMU
-    } else {
-        VFIO_TYPE1V2_IOMMU
-    };
-
-    let container = Container::open()?;
-    let version = container.api_version()?;
-    if version != VFIO_API_VERSION {
-        return Err(other(
-            io::ErrorKind::Unsupported,
-            format!("VFIO API version {version}, expected {VFIO_API_VERSION}"),
-        ));
-    }
-    if !container.check_extension(iommu_type)? {
-        return Err(other(
-            io::ErrorKind::Unsupported,
-            format!("VFIO container does not support IOMMU type {iommu_type}"),
-        ));
-    }
-
-    let group = Group::open(number, noiommu)?;
-    if !group.is_viable()? {
-        return Err(other(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is not viable: some device in the group is bound to a non-VFIO driver",
-                group.path().display()
-            ),
-        ));
-    }
-    group.set_container(&container)?;
-    container.set_iommu(iommu_type)?;
-    let device = group
-        .get_device_fd(&bdf)
-        .map_err(|e| with_context(e, format!("open {bdf}")))?;
-    Ok((container, group, device))
-}
-
-/// The only code in this crate that calls into libc unsafely.
-mod sys {
+/// The ioctl and fd helpers every VFIO and iommufd wrapper goes through.
+pub(crate) mod sys {
     use std::fs::File;
     use std::io;
     use std::mem::size_of;
@@ -857,7 +972,7 @@ mod sys {
     /// # Safety
     ///
     /// `request` must not use its argument as a pointer.
-    pub(super) unsafe fn ioctl_none(fd: BorrowedFd<'_>, request: u64) -> io::Result<libc::c_int> {
+    pub(crate) unsafe fn ioctl_none(fd: BorrowedFd<'_>, request: u64) -> io::Result<libc::c_int> {
         // SAFETY: the argument is 0 and the caller guarantees `request` does not
         // dereference it, so the kernel touches no user memory; `fd` is open.
         check(unsafe { libc::ioctl(fd.as_raw_fd(), request as _, 0 as libc::c_ulong) })
@@ -869,7 +984,7 @@ mod sys {
     /// # Safety
     ///
     /// `request` must treat its argument as a number, not a pointer.
-    pub(super) unsafe fn ioctl_value(
+    pub(crate) unsafe fn ioctl_value(
         fd: BorrowedFd<'_>,
         request: u64,
         value: libc::c_ulong,
@@ -888,7 +1003,7 @@ mod sys {
     /// call: for VFIO info structures that is `argsz` bytes, which must not
     /// exceed the object; for a string, up to its NUL. Whatever the kernel
     /// writes must be a valid `T` (true for integer-only structures).
-    pub(super) unsafe fn ioctl_ptr<T>(
+    pub(crate) unsafe fn ioctl_ptr<T>(
         fd: BorrowedFd<'_>,
         request: u64,
         arg: *mut T,
@@ -939,7 +1054,7 @@ mod sys {
     }
 
     /// Closes a file, returning the `close(2)` error that `Drop` would ignore.
-    pub(super) fn close(file: File) -> io::Result<()> {
+    pub(crate) fn close(file: File) -> io::Result<()> {
         let fd = file.into_raw_fd();
         // SAFETY: `into_raw_fd` gave us sole ownership of `fd`; it is closed
         // exactly once here and not used afterwards.
@@ -1165,9 +1280,65 @@ mod tests {
     }
 
     #[test]
-    fn open_device_rejects_bad_address() {
-        let e = open_device("not-a-bdf").unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    fn dma_and_cdev_ioctls_carry_errno() {
+        // On a non-VFIO fd every ioctl fails with ENOTTY: the error names the
+        // ioctl and its arguments, and keeps the errno.
+        let null = || File::open("/dev/null").unwrap();
+        let c = Container::from_file(null());
+        let e = c
+            .map_dma(
+                0x1000,
+                0x1_0000_0000,
+                0x20_0000,
+                VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+            )
+            .unwrap_err();
+        assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
+        assert!(
+            e.to_string().starts_with(
+                "VFIO_IOMMU_MAP_DMA(vaddr 0x1000 iova 0x100000000 size 0x200000 flags 0x3): "
+            ),
+            "{e}"
+        );
+        let e = c.unmap_dma(0x1_0000_0000, 0x20_0000, 0).unwrap_err();
+        assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
+        assert!(
+            e.to_string()
+                .starts_with("VFIO_IOMMU_UNMAP_DMA(iova 0x100000000 size 0x200000 flags 0x0): "),
+            "{e}"
+        );
+        let d = Device::from_file(null(), "0000:0d:00.0");
+        for (e, what) in [
+            (
+                d.bind_iommufd(c.as_fd()).map(drop),
+                "VFIO_DEVICE_BIND_IOMMUFD on ",
+            ),
+            (
+                d.attach_iommufd_pt(2).map(drop),
+                "VFIO_DEVICE_ATTACH_IOMMUFD_PT(2) on ",
+            ),
+            (d.detach_iommufd_pt(), "VFIO_DEVICE_DETACH_IOMMUFD_PT on "),
+        ] {
+            let e = e.unwrap_err();
+            assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
+            assert!(
+                e.to_string().starts_with(&format!("{what}0000:0d:00.0: ")),
+                "{e}"
+            );
+        }
+        d.close().unwrap();
+        let g = Group::from_file(null(), 3, false);
+        assert_eq!(g.path(), Path::new("/dev/vfio/3"));
+        g.close().unwrap();
+        c.close().unwrap();
+        let e = Device::open_cdev(Path::new("/dev/vfio/devices/vfio-none"), "0000:0d:00.0")
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(
+            e.to_string()
+                .starts_with("open /dev/vfio/devices/vfio-none (VFIO cdev of 0000:0d:00.0): "),
+            "{e}"
+        );
     }
 
     #[test]

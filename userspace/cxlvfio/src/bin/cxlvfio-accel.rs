@@ -10,6 +10,10 @@
 //! view (sysfs `config` and `resource<N>`) is the reference for what the device
 //! really is and for what must not change.
 //!
+//! The device is opened in the IOMMU mode `CXLVFIO_IOMMU` names (`noiommu`, `type1`,
+//! `iommufd`; unset or `auto`: the no-IOMMU group if there is one, else type1), see
+//! [`cxlvfio::iommu`].
+//!
 //! ```text
 //! cxlvfio-accel [--device <BDF>] [--expect-ids VVVV:DDDD] [--expect-decoders N]
 //!               [--expect-comp-block start|middle|end]
@@ -44,7 +48,7 @@ use cxlvfio::uapi::{
     VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ,
     VFIO_REGION_INFO_FLAG_WRITE, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
 };
-use cxlvfio::{kmsg, open_device, pci, Container, Device, DeviceInfo, Group, RegionInfo};
+use cxlvfio::{kmsg, open_device, pci, AttachedDevice, Device, DeviceInfo, RegionInfo};
 
 /// At most this many kernel log lines are printed.
 const MAX_LOG_LINES: usize = 40;
@@ -122,7 +126,7 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
 /// State shared by the steps.
 struct Ctx {
     opts: Options,
-    vfio: Option<(Container, Group, Device)>,
+    vfio: Option<AttachedDevice>,
     info: Option<DeviceInfo>,
     /// The host's config space (sysfs), read once at the start.
     cfg: Vec<u8>,
@@ -144,8 +148,7 @@ struct Ctx {
 impl Ctx {
     fn dev(&self) -> Result<&Device, String> {
         self.vfio
-            .as_ref()
-            .map(|(_, _, d)| d)
+            .as_deref()
             .ok_or_else(|| "device is not open".to_string())
     }
 
@@ -419,11 +422,12 @@ const STEPS: &[Step] = &[
 // ---------------------------------------------------------------------------
 
 fn vfio_open(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
-    let (container, group, device) = open_device(&ctx.opts.bdf).map_err(|e| e.to_string())?;
+    let device = open_device(&ctx.opts.bdf).map_err(|e| e.to_string())?;
+    diag.push(format!("opened {}", device.describe()));
     let info = device.info().map_err(|e| e.to_string());
     let ids = (device.config_read16(0), device.config_read16(2));
     let class = device.config_read32(8).map(|v| v >> 8);
-    ctx.vfio = Some((container, group, device));
+    ctx.vfio = Some(device);
     let info = info?;
     diag.push(format!(
         "flags {:#x} [{}], num_regions {}, num_irqs {}",

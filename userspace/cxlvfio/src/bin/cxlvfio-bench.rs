@@ -16,6 +16,10 @@
 //!   mapping, against the same reset on an idle device (a ratio from one run).
 //!
 //! Prints `bench: name value` lines and exits 0; measures, asserts nothing about time.
+//!
+//! The device is opened in the IOMMU mode `CXLVFIO_IOMMU` names (`noiommu`, `type1`,
+//! `iommufd`; unset or `auto`: the no-IOMMU group if there is one, else type1), see
+//! [`cxlvfio::iommu`].
 
 use std::os::fd::AsFd;
 use std::process::ExitCode;
@@ -27,7 +31,7 @@ use cxlvfio::cli;
 use cxlvfio::cxl::VFIO_REGION_TYPE_CXL;
 use cxlvfio::mmap::{thread_faults, Mapping, PAGE_SIZE};
 use cxlvfio::uapi::{VFIO_PCI_NUM_REGIONS, VFIO_REGION_SUBTYPE_CXL};
-use cxlvfio::{open_device, Container, Device, Group, RegionInfo};
+use cxlvfio::{open_device, AttachedDevice, Device, RegionInfo};
 
 const USAGE: &str = "usage: cxlvfio-bench [--device <BDF>]\n\
 \n\
@@ -40,8 +44,6 @@ const GIB: usize = 1 << 30;
 const PROBE_PAUSE: Duration = Duration::from_millis(1);
 /// Resets timed on the idle device, for the baseline.
 const IDLE_RESETS: u32 = 20;
-
-type Fds = (Container, Group, Device);
 
 /// Latencies of one kind of operation.
 #[derive(Default)]
@@ -85,7 +87,7 @@ fn dpa_region(dev: &Device) -> Result<RegionInfo, String> {
 
 /// An open device, its DPA region, and a page of it already scrubbed (the last one) for probes.
 struct Open {
-    fds: Fds,
+    fds: AttachedDevice,
     dpa: RegionInfo,
     probe_page: u64,
 }
@@ -93,7 +95,7 @@ struct Open {
 impl Open {
     fn new(bdf: &str) -> Result<Self, String> {
         let fds = open_device(bdf).map_err(|e| format!("open {bdf}: {e}"))?;
-        let dpa = dpa_region(&fds.2)?;
+        let dpa = dpa_region(&fds)?;
         let probe_page = dpa.size - PAGE_SIZE as u64;
         let open = Self {
             fds,
@@ -106,7 +108,7 @@ impl Open {
     }
 
     fn dev(&self) -> &Device {
-        &self.fds.2
+        &self.fds
     }
 
     /// One `pread` of the probe page; returns how long it took.
@@ -126,12 +128,7 @@ impl Open {
     }
 
     fn close(self) -> Result<(), String> {
-        let (container, group, device) = self.fds;
-        device.close().map_err(|e| format!("close device: {e}"))?;
-        group.close().map_err(|e| format!("close group: {e}"))?;
-        container
-            .close()
-            .map_err(|e| format!("close container: {e}"))
+        self.fds.close().map_err(|e| format!("close: {e}"))
     }
 }
 

@@ -14,6 +14,10 @@
 //! ([`cxlvfio::cxl`]); after each one the whole register block is read back and
 //! compared with the model, so side effects on other registers show up too.
 //!
+//! The device is opened in the IOMMU mode `CXLVFIO_IOMMU` names (`noiommu`, `type1`,
+//! `iommufd`; unset or `auto`: the no-IOMMU group if there is one, else type1), see
+//! [`cxlvfio::iommu`].
+//!
 //! ```text
 //! cxlvfio-cxl [--device <BDF>] [--expect-ids VVVV:DDDD] [--expect-decoders N] [--expect-no-cxl]
 //! ```
@@ -36,7 +40,7 @@ use cxlvfio::uapi::{
     VFIO_REGION_INFO_CAP_TYPE, VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP,
     VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
 };
-use cxlvfio::{kmsg, open_device, pci, Container, Device, DeviceInfo, Group};
+use cxlvfio::{kmsg, open_device, pci, AttachedDevice, Device, DeviceInfo};
 use cxlvfio::{kmsg::read_kernel_log, RegionInfo};
 
 /// QEMU `cxl-type3` PCI IDs.
@@ -106,7 +110,7 @@ struct DvsecLoc {
 /// State shared by the steps.
 struct Ctx {
     opts: Options,
-    vfio: Option<(Container, Group, Device)>,
+    vfio: Option<AttachedDevice>,
     info: Option<DeviceInfo>,
     /// Offset of the config region in the device fd.
     config_offset: u64,
@@ -164,8 +168,7 @@ impl Ctx {
 
     fn dev(&self) -> Result<&Device, String> {
         self.vfio
-            .as_ref()
-            .map(|(_, _, d)| d)
+            .as_deref()
             .ok_or_else(|| "device is not open".to_string())
     }
 
@@ -806,12 +809,13 @@ const NO_CXL_STEPS: &[Step] = &[
 
 /// Opens the device and reads its info and the config region's offset.
 fn open_all(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
-    let (container, group, device) = open_device(&ctx.opts.bdf).map_err(|e| e.to_string())?;
+    let device = open_device(&ctx.opts.bdf).map_err(|e| e.to_string())?;
+    diag.push(format!("opened {}", device.describe()));
     let info = device.info().map_err(|e| e.to_string());
     let config = device
         .region_info(VFIO_PCI_CONFIG_REGION_INDEX)
         .map_err(|e| e.to_string());
-    ctx.vfio = Some((container, group, device));
+    ctx.vfio = Some(device);
     let info = info?;
     diag.push(format!(
         "flags {:#x} [{}], num_regions {}, num_irqs {}",
@@ -2781,15 +2785,8 @@ fn reopen(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
 
     ctx.info = None;
     ctx.comp = None;
-    let (container, group, device) = ctx.vfio.take().ok_or("device is not open")?;
-    let closed: Result<Vec<()>, String> = [
-        device.close().map_err(|e| e.to_string()),
-        group.close().map_err(|e| e.to_string()),
-        container.close().map_err(|e| e.to_string()),
-    ]
-    .into_iter()
-    .collect();
-    closed?;
+    let device = ctx.vfio.take().ok_or("device is not open")?;
+    device.close().map_err(|e| e.to_string())?;
     open_all(ctx, diag)?;
     let info = ctx.info.clone().ok_or("no device info")?;
     let mut found = find_comp_regs(ctx.dev()?, &info, &mut Vec::new())?;

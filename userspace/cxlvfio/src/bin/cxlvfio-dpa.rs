@@ -2,11 +2,15 @@
 //! memory), reported as KTAP.
 //!
 //! Runs as root in the guest after the harness has loaded the module, enabled
-//! VFIO no-IOMMU mode and bound the device. Like a VMM it only uses the VFIO
-//! UAPI: device info and its CXL capability, the DPA region's info, `mmap`,
-//! `pread`/`pwrite`, `VFIO_DEVICE_RESET` and the low power device features.
-//! `/proc/iomem`, the kernel log and a helper module that claims the DPA range
-//! are the outside view.
+//! VFIO no-IOMMU mode (or given the guest an IOMMU) and bound the device. Like
+//! a VMM it only uses the VFIO UAPI: device info and its CXL capability, the
+//! DPA region's info, `mmap`, `pread`/`pwrite`, `VFIO_DEVICE_RESET`, the low
+//! power device features and, with an IOMMU, DMA mappings. `/proc/iomem`, the
+//! kernel log and a helper module that claims the DPA range are the outside view.
+//!
+//! The device is opened in the IOMMU mode `CXLVFIO_IOMMU` names (`noiommu`,
+//! `type1`, `iommufd`; unset or `auto`: the no-IOMMU group if there is one,
+//! else type1), see [`cxlvfio::iommu`].
 //!
 //! A SIGBUS handler turns an unexpected fault on device memory into a failed
 //! test instead of the end of the run ([`cxlvfio::sigbus`]). The last test
@@ -15,6 +19,7 @@
 //!
 //! ```text
 //! cxlvfio-dpa [--device <BDF>] [--expect-ids VVVV:DDDD] [--resets N] [--only NAME]
+//!             [--expect-no-scrub] [--expect-dpa-dma type1=ok|ERRNO,iommufd=ok|ERRNO]
 //! ```
 
 use std::collections::HashSet;
@@ -54,7 +59,10 @@ use cxlvfio::uapi::{
     VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
     VFIO_REGION_SUBTYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
 };
-use cxlvfio::{kmod, open_device, pci, Container, Device, DeviceInfo, Group, RegionInfo};
+use cxlvfio::{
+    kmod, open_device, open_device_with, pci, AttachedDevice, Device, DeviceInfo, IommuMode,
+    RegionInfo,
+};
 
 /// QEMU `cxl-type3` PCI IDs.
 const DEFAULT_IDS: (u16, u16) = (0x8086, 0x0d93);
@@ -101,12 +109,17 @@ const MARKER_LEN: usize = 4096;
 const MAX_LOG_LINES: usize = 40;
 
 const USAGE: &str = "usage: cxlvfio-dpa [--device <BDF>] [--expect-ids VVVV:DDDD] \
-[--resets N] [--only NAME] [--expect-no-scrub]\n\
+[--resets N] [--only NAME] [--expect-no-scrub] \
+[--expect-dpa-dma type1=ok|ERRNO,iommufd=ok|ERRNO]\n\
 \n\
 Tests the DPA region (device memory) of cxl-vfio-pci on <BDF> (default: $CXL_BDF)\n\
 through VFIO and prints KTAP. --resets: VFIO_DEVICE_RESETs during the stress test\n\
 (default 200). --only NAME: run test NAME and the tests it depends on.\n\
 --expect-no-scrub: the module was loaded with scrub_memory=0: data must survive a reopen.\n\
+--expect-dpa-dma: what a DMA map of an mmap of the DPA region must give in each IOMMU\n\
+mode (ok, or an errno name such as EFAULT); without it the outcome is only reported.\n\
+The IOMMU mode comes from $CXLVFIO_IOMMU: noiommu, type1, iommufd, or auto (unset:\n\
+the no-IOMMU group if there is one, else type1).\n\
 The backend_markers test prints '# backend-check' lines; after the VM exits,\n\
 'cxlvfio backend-check <backend file>' checks them. Exit status 0 if every test passed.";
 
@@ -119,6 +132,8 @@ struct Options {
     only: Option<String>,
     /// The driver was loaded with `scrub_memory=0`.
     expect_no_scrub: bool,
+    /// What a DMA map of the mmapped DPA region must give, per mode.
+    expect_dpa_dma: DpaDmaExpect,
 }
 
 /// `Ok(None)` means help was requested.
@@ -126,6 +141,7 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
     let mut resets = DEFAULT_RESETS;
     let mut only = None;
     let mut expect_no_scrub = false;
+    let mut expect_dpa_dma = DpaDmaExpect::default();
     let dev = cli::parse_device_args(args, env_bdf, DEFAULT_IDS, |opt| match opt.key {
         "--resets" => {
             let v = opt.value()?;
@@ -145,6 +161,10 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
             expect_no_scrub = true;
             Ok(true)
         }
+        "--expect-dpa-dma" => {
+            expect_dpa_dma = DpaDmaExpect::parse(&opt.value()?)?;
+            Ok(true)
+        }
         _ => Ok(false),
     })?;
     Ok(dev.map(|dev| Options {
@@ -154,7 +174,77 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
         resets,
         only,
         expect_no_scrub,
+        expect_dpa_dma,
     }))
+}
+
+/// How a DMA map came out: it worked, or the kernel refused it with an errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DmaOutcome {
+    Ok,
+    Errno(i32),
+}
+
+impl DmaOutcome {
+    /// `ok`, an errno name from [`ERRNO_NAMES`] or a decimal errno.
+    fn parse(s: &str) -> Option<Self> {
+        if s == "ok" {
+            return Some(DmaOutcome::Ok);
+        }
+        ERRNO_NAMES
+            .iter()
+            .find(|(_, name)| *name == s)
+            .map(|(code, _)| *code)
+            .or_else(|| s.parse().ok().filter(|&c: &i32| c > 0))
+            .map(DmaOutcome::Errno)
+    }
+}
+
+impl std::fmt::Display for DmaOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DmaOutcome::Ok => f.write_str("ok"),
+            DmaOutcome::Errno(code) => f.write_str(&errno_name(*code)),
+        }
+    }
+}
+
+/// `--expect-dpa-dma type1=ok|ERRNO,iommufd=ok|ERRNO`: either part may be left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct DpaDmaExpect {
+    type1: Option<DmaOutcome>,
+    iommufd: Option<DmaOutcome>,
+}
+
+impl DpaDmaExpect {
+    fn parse(v: &str) -> Result<Self, String> {
+        let bad = |why: String| format!("bad --expect-dpa-dma {v:?}: {why}");
+        let mut out = DpaDmaExpect::default();
+        for part in v.split(',') {
+            let (mode, outcome) = part
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{part:?} is not MODE=OUTCOME")))?;
+            let outcome = DmaOutcome::parse(outcome)
+                .ok_or_else(|| bad(format!("{outcome:?} is neither ok nor an errno name")))?;
+            let slot = match mode {
+                "type1" => &mut out.type1,
+                "iommufd" => &mut out.iommufd,
+                _ => return Err(bad(format!("mode {mode:?}: type1 or iommufd"))),
+            };
+            if slot.replace(outcome).is_some() {
+                return Err(bad(format!("{mode} given twice")));
+            }
+        }
+        Ok(out)
+    }
+
+    fn get(&self, mode: IommuMode) -> Option<DmaOutcome> {
+        match mode {
+            IommuMode::Type1 => self.type1,
+            IommuMode::Iommufd => self.iommufd,
+            IommuMode::NoIommu => None,
+        }
+    }
 }
 
 /// A device-specific region and the `(type, subtype)` pairs its capabilities name.
@@ -167,7 +257,9 @@ struct ScannedRegion {
 /// State shared by the steps.
 struct Ctx {
     opts: Options,
-    vfio: Option<(Container, Group, Device)>,
+    vfio: Option<AttachedDevice>,
+    /// The IOMMU mode of the last open.
+    mode: Option<IommuMode>,
     info: Option<DeviceInfo>,
     /// Every device-specific region of the current open.
     regions: Vec<ScannedRegion>,
@@ -189,6 +281,7 @@ impl Ctx {
         Ctx {
             opts,
             vfio: None,
+            mode: None,
             info: None,
             regions: Vec::new(),
             dpa: None,
@@ -202,8 +295,13 @@ impl Ctx {
 
     fn dev(&self) -> Result<&Device, String> {
         self.vfio
+            .as_deref()
+            .ok_or_else(|| "device is not open".to_string())
+    }
+
+    fn attached(&self) -> Result<&AttachedDevice, String> {
+        self.vfio
             .as_ref()
-            .map(|(_, _, d)| d)
             .ok_or_else(|| "device is not open".to_string())
     }
 
@@ -234,7 +332,8 @@ impl Ctx {
             self.close()?;
         }
         let fds = open_device(&self.opts.bdf).map_err(|e| e.to_string())?;
-        let info = fds.2.info();
+        let info = fds.info();
+        self.mode = Some(fds.mode());
         self.vfio = Some(fds);
         let info = info.map_err(|e| e.to_string())?;
         let dev = self.dev()?;
@@ -265,14 +364,14 @@ impl Ctx {
         Ok(())
     }
 
-    /// Closes device, group and container.
+    /// Closes the device and its IOMMU side (group and container, or IOAS and iommufd).
     fn close(&mut self) -> Result<(), String> {
         self.info = None;
         self.dpa = None;
         self.comp = None;
         self.regions.clear();
         match self.vfio.take() {
-            Some(fds) => close_all(fds),
+            Some(fds) => fds.close().map_err(|e| e.to_string()),
             None => Ok(()),
         }
     }
@@ -414,43 +513,39 @@ impl Ctx {
     }
 }
 
-/// Closes device, group and container in that order, reporting close errors.
-fn close_all((container, group, device): (Container, Group, Device)) -> Result<(), String> {
-    // Close everything even if one fails, then report the first error.
-    let results = [
-        device.close().map_err(|e| e.to_string()),
-        group.close().map_err(|e| e.to_string()),
-        container.close().map_err(|e| e.to_string()),
-    ];
-    results.into_iter().collect()
-}
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
+/// The errnos the tests expect or commonly see, by name.
+const ERRNO_NAMES: &[(i32, &str)] = &[
+    (libc::EPERM, "EPERM"),
+    (libc::ENOENT, "ENOENT"),
+    (libc::EINTR, "EINTR"),
+    (libc::EIO, "EIO"),
+    (libc::ENXIO, "ENXIO"),
+    (libc::E2BIG, "E2BIG"),
+    (libc::EAGAIN, "EAGAIN"),
+    (libc::ENOMEM, "ENOMEM"),
+    (libc::EACCES, "EACCES"),
+    (libc::EFAULT, "EFAULT"),
+    (libc::EBUSY, "EBUSY"),
+    (libc::EEXIST, "EEXIST"),
+    (libc::ENODEV, "ENODEV"),
+    (libc::EINVAL, "EINVAL"),
+    (libc::ENOSPC, "ENOSPC"),
+    (libc::ENOTTY, "ENOTTY"),
+    (libc::ERANGE, "ERANGE"),
+    (libc::EOVERFLOW, "EOVERFLOW"),
+    (libc::EOPNOTSUPP, "EOPNOTSUPP"),
+];
+
 /// The symbolic name of an errno the tests expect or commonly see.
 fn errno_name(code: i32) -> String {
-    let name = match code {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::ENXIO => "ENXIO",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::ENODEV => "ENODEV",
-        libc::EINVAL => "EINVAL",
-        libc::ENOSPC => "ENOSPC",
-        libc::ENOTTY => "ENOTTY",
-        libc::EOVERFLOW => "EOVERFLOW",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        _ => return format!("errno {code}"),
-    };
-    name.to_string()
+    ERRNO_NAMES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or_else(|| format!("errno {code}"), |(_, name)| (*name).to_string())
 }
 
 /// `EINVAL (what failed: Invalid argument)`, or the message of an error without errno.
@@ -841,6 +936,12 @@ const STEPS: &[Step] = &[
         run: closed_device_keeps_firmware_decoder,
     },
     Step {
+        name: "dpa_iommu_map",
+        deps: DPA,
+        open: true,
+        run: dpa_iommu_map,
+    },
+    Step {
         name: "backend_markers",
         deps: DPA,
         open: true,
@@ -858,12 +959,8 @@ const STEPS: &[Step] = &[
 
 fn vfio_open(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     ctx.open()?;
-    let (_, group, dev) = ctx.vfio.as_ref().ok_or("device is not open")?;
-    diag.push(format!(
-        "group {} via {}",
-        group.number(),
-        group.path().display()
-    ));
+    let dev = ctx.attached()?;
+    diag.push(dev.describe());
     if !ctx.info()?.is_pci() {
         return Err("VFIO_DEVICE_FLAGS_PCI not set".into());
     }
@@ -1714,12 +1811,17 @@ fn dpa_reset_keeps_mapping(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult 
 /// `VFIO_DEVICE_PCI_HOT_RESET`: `_IO(VFIO_TYPE, VFIO_BASE + 13)`.
 const VFIO_DEVICE_PCI_HOT_RESET: libc::c_ulong = (b';' as libc::c_ulong) << 8 | (100 + 13);
 
-/// A hot reset of the device's bus or slot, asked for with the device's group (the only one
-/// affected on the test VM: the device is alone below its root port).
+/// A hot reset of the device's bus or slot (the test VM's device is alone below its root
+/// port). Opened through a group, ownership is proven with the device's group fd; opened
+/// through its cdev, with a zero-length fd array, and the kernel checks the iommufd instead
+/// (a group fd there is refused with EINVAL).
 fn hot_reset(ctx: &Ctx) -> Result<(), String> {
-    let (_, group, dev) = ctx.vfio.as_ref().ok_or("device is not open")?;
-    // struct vfio_pci_hot_reset { argsz, flags, count, group_fds[1] }
-    let req: [i32; 4] = [16, 0, 1, group.as_fd().as_raw_fd()];
+    let dev = ctx.attached()?;
+    // struct vfio_pci_hot_reset { argsz, flags, count, group_fds[] }
+    let req: [i32; 4] = match dev.group() {
+        Some(group) => [16, 0, 1, group.as_fd().as_raw_fd()],
+        None => [12, 0, 0, 0],
+    };
     // SAFETY: `req` is a valid vfio_pci_hot_reset with one group fd, alive for the call.
     let ret = unsafe {
         libc::ioctl(
@@ -2028,7 +2130,7 @@ fn dpa_tenant_isolation(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
         // The mapping holds the device open: it goes before the close.
     }
     ctx.reopen()?;
-    diag.push("closed device, group and container; reopened".to_string());
+    diag.push("closed the device and its IOMMU side; reopened".to_string());
     let param = "/sys/module/cxl_vfio_pci/parameters/scrub_memory";
     let scrub = fs::read_to_string(param).map_err(|e| format!("{param}: {e}"))?;
     let want = if ctx.opts.expect_no_scrub { "N" } else { "Y" };
@@ -2118,12 +2220,13 @@ fn dpa_iomem_claimed(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     Ok(())
 }
 
-/// Opening the device must fail with EBUSY and the driver must say why.
-fn open_must_be_busy(bdf: &str, diag: &mut Vec<String>) -> Result<(), String> {
+/// Opening the device in `mode` must fail with EBUSY, in the ioctl where the driver's
+/// open runs, and the driver must say why.
+fn open_must_be_busy(bdf: &str, mode: IommuMode, diag: &mut Vec<String>) -> Result<(), String> {
     let mark = kmsg::log_mark().map_err(|e| format!("kernel log: {e}"))?;
-    match open_device(bdf) {
+    match open_device_with(bdf, mode) {
         Ok(fds) => {
-            let _ = close_all(fds);
+            let _ = fds.close();
             return Err("the device opened although another driver holds its DPA range".into());
         }
         Err(e) => {
@@ -2134,8 +2237,9 @@ fn open_must_be_busy(bdf: &str, diag: &mut Vec<String>) -> Result<(), String> {
                     describe_err(&e)
                 ));
             }
-            if !e.to_string().contains("VFIO_GROUP_GET_DEVICE_FD") {
-                return Err(format!("EBUSY before VFIO_GROUP_GET_DEVICE_FD: {e}"));
+            let ioctl = mode.device_open_ioctl();
+            if !e.to_string().contains(ioctl) {
+                return Err(format!("EBUSY before {ioctl}: {e}"));
             }
         }
     }
@@ -2159,6 +2263,9 @@ fn dpa_open_busy(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
         .ok_or("the DPA claim was not found in /proc/iomem")?;
     let bdf = ctx.opts.bdf.clone();
     let name = claim_name(&bdf);
+    let mode = ctx
+        .mode
+        .ok_or("the IOMMU mode of the first open is unknown")?;
     ctx.close()?;
     if !iomem::find_by_name(&iomem::read_iomem()?, &name).is_empty() {
         return Err(format!("{name:?} is still in /proc/iomem after closing the device").into());
@@ -2180,7 +2287,7 @@ fn dpa_open_busy(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
         .into());
     }
     let mut problems = Vec::new();
-    if let Err(e) = open_must_be_busy(&bdf, diag) {
+    if let Err(e) = open_must_be_busy(&bdf, mode, diag) {
         problems.push(e);
     }
     let unload = vec!["-r".to_string(), CLAIM_TEST_MODULE.to_string()];
@@ -2410,7 +2517,7 @@ fn dpa_scrub_cost(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
 
 /// What the stress threads share.
 struct Stress {
-    vfio: (Container, Group, Device),
+    vfio: AttachedDevice,
     map: Mapping,
     dpa_offset: u64,
     seed: u64,
@@ -2421,7 +2528,7 @@ struct Stress {
 
 impl Stress {
     fn dev(&self) -> &Device {
-        &self.vfio.2
+        &self.vfio
     }
 
     fn aborted(&self) -> bool {
@@ -2725,6 +2832,137 @@ fn dpa_stress_resets(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     all_ok(problems, diag)
 }
 
+// --- DMA mappings through the IOMMU ---------------------------------------------
+
+/// What the IOMMU step maps: 2 MiB, one huge page's worth.
+const IOMMU_MAP_LEN: usize = 2 * MIB;
+/// IOVA of the anonymous buffer (4 GiB: above the 32-bit MSI window).
+const ANON_IOVA: u64 = 0x1_0000_0000;
+/// IOVA of the DPA region's mapping, apart from the buffer's.
+const DPA_IOVA: u64 = 0x2_0000_0000;
+
+/// The outcome of a DMA map: `Ok`, or the errno. An error without an errno (the library's
+/// own refusal) is a failure of the test.
+fn dma_outcome(r: io::Result<()>) -> Result<DmaOutcome, String> {
+    match r {
+        Ok(()) => Ok(DmaOutcome::Ok),
+        Err(e) => raw_os_error(&e)
+            .map(DmaOutcome::Errno)
+            .ok_or_else(|| format!("dma_map failed without an errno: {e}")),
+    }
+}
+
+/// Maps memory for the device's DMA the way a VMM maps guest RAM, with the IOMMU the device
+/// was opened with. An anonymous 2 MiB buffer must map and unmap. Then 2 MiB of an mmap of the
+/// DPA region (faulted in first): whether that maps is what the IOMMU code does with a
+/// `VM_PFNMAP` mapping (type1 may follow it to its PFNs; iommufd pins pages and probably
+/// refuses with EFAULT). The outcome is reported; the harness pins it per mode with
+/// `--expect-dpa-dma`, and without that the step passes on either outcome. The kernel log
+/// must stay clean. No-IOMMU mode has nothing to map into: skipped.
+fn dpa_iommu_map(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
+    let dpa = ctx.dpa()?.clone();
+    ctx.dpa_len(IOMMU_MAP_LEN)?;
+    let dev = ctx.attached()?;
+    let mode = dev.mode();
+    if !mode.maps_dma() {
+        // The library must refuse by itself, without a syscall.
+        match dev.dma_map(0, ANON_IOVA, IOMMU_MAP_LEN as u64) {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+            other => {
+                return Err(format!("{mode}: dma_map gave {other:?}, expected Unsupported").into())
+            }
+        }
+        return Err(Failure::Skip(format!(
+            "{mode} mode: no IOMMU to map DMA into"
+        )));
+    }
+    let mark = kmsg::log_mark().map_err(|e| format!("kernel log: {e}"))?;
+    let len = IOMMU_MAP_LEN as u64;
+
+    // (a) Ordinary memory: maps, and unmaps whole.
+    let buf = Mapping::anonymous(IOMMU_MAP_LEN)
+        .map_err(|e| format!("anonymous mmap of {IOMMU_MAP_LEN:#x} bytes: {e}"))?;
+    buf.write_bytes(0, &pattern::bytes(ctx.seed ^ 0xd3a, 0, IOMMU_MAP_LEN));
+    dev.dma_map(buf.addr() as u64, ANON_IOVA, len)
+        .map_err(|e| {
+            format!(
+                "{mode}: dma_map of an anonymous buffer at IOVA {ANON_IOVA:#x}: {}",
+                describe_err(&e)
+            )
+        })?;
+    let unmapped = match dev.dma_unmap(ANON_IOVA, len) {
+        Ok(n) => n,
+        Err(e) => {
+            // Still mapped for the device: leave the pages to it rather than free them.
+            std::mem::forget(buf);
+            return Err(format!(
+                "{mode}: dma_unmap of the anonymous buffer: {}",
+                describe_err(&e)
+            )
+            .into());
+        }
+    };
+    if unmapped != len {
+        return Err(format!(
+            "{mode}: dma_unmap of the anonymous buffer unmapped {unmapped:#x} bytes, expected {len:#x}"
+        )
+        .into());
+    }
+    diag.push(format!(
+        "{mode}: anonymous buffer mapped at IOVA {ANON_IOVA:#x} and unmapped ({len:#x} bytes)"
+    ));
+    drop(buf);
+
+    // (b) The DPA region's mapping, faulted in first so that its PFNs are there to follow.
+    let map = Mapping::shared(dev.as_fd(), dpa.offset, IOMMU_MAP_LEN)
+        .map_err(|e| format!("mmap of {IOMMU_MAP_LEN:#x} bytes of the DPA region: {e}"))?;
+    touch_pages(&map, IOMMU_MAP_LEN)?;
+    let result = dev.dma_map(map.addr() as u64, DPA_IOVA, len);
+    let detail = match &result {
+        Ok(()) => String::new(),
+        Err(e) => format!(" ({e})"),
+    };
+    let outcome = dma_outcome(result)?;
+    diag.push(format!(
+        "dpa-dma mode={mode} outcome={outcome}: dma_map of an mmap of the DPA region at IOVA {DPA_IOVA:#x}{detail}"
+    ));
+    let mut problems = Vec::new();
+    if outcome == DmaOutcome::Ok {
+        match dev.dma_unmap(DPA_IOVA, len) {
+            Ok(n) if n == len => {}
+            Ok(n) => problems.push(format!(
+                "dma_unmap of the DPA mapping unmapped {n:#x} bytes, expected {len:#x}"
+            )),
+            Err(e) => problems.push(format!(
+                "dma_unmap of the DPA mapping: {}",
+                describe_err(&e)
+            )),
+        }
+    }
+    drop(map);
+    match ctx.opts.expect_dpa_dma.get(mode) {
+        Some(want) if want != outcome => problems.push(format!(
+            "{mode}: dma_map of the DPA mapping gave {outcome}, --expect-dpa-dma says {want}"
+        )),
+        Some(_) => {}
+        None => diag.push(format!(
+            "{mode}: outcome not pinned (the harness pins it with --expect-dpa-dma {mode}={outcome})"
+        )),
+    }
+    match kmsg::problems_since(mark) {
+        Ok(lines) if lines.is_empty() => {}
+        Ok(lines) => {
+            diag.extend(lines.iter().take(MAX_LOG_LINES).cloned());
+            problems.push(format!(
+                "{} problem lines in the kernel log during the DMA mappings",
+                lines.len()
+            ));
+        }
+        Err(e) => problems.push(format!("kernel log: {e}")),
+    }
+    all_ok(problems, diag)
+}
+
 // --- backend markers and the kernel log ----------------------------------------
 
 fn backend_markers(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
@@ -2927,8 +3165,35 @@ mod tests {
                 resets: DEFAULT_RESETS,
                 only: None,
                 expect_no_scrub: false,
+                expect_dpa_dma: DpaDmaExpect::default(),
             }
         );
+        let o = parse_args(
+            &s(&["--expect-dpa-dma", "type1=ok,iommufd=EFAULT"]),
+            Some("0d:00.0".into()),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            o.expect_dpa_dma,
+            DpaDmaExpect {
+                type1: Some(DmaOutcome::Ok),
+                iommufd: Some(DmaOutcome::Errno(libc::EFAULT)),
+            }
+        );
+        for bad in [
+            "",
+            "type1",
+            "type1=maybe",
+            "noiommu=ok",
+            "type1=ok,type1=EFAULT",
+            "iommufd=-3",
+        ] {
+            assert!(
+                parse_args(&s(&["--expect-dpa-dma", bad]), Some("0d:00.0".into())).is_err(),
+                "{bad:?}"
+            );
+        }
         let o = parse_args(&s(&["--expect-no-scrub"]), Some("0d:00.0".into()))
             .unwrap()
             .unwrap();
@@ -2965,6 +3230,8 @@ mod tests {
         }
         // The backend markers are written after every other device test.
         let pos = |n: &str| STEPS.iter().position(|s| s.name == n).unwrap();
+        assert_eq!(pos("dpa_iommu_map"), STEPS.len() - 3);
+        assert_eq!(STEPS[pos("dpa_iommu_map")].deps, DPA);
         assert_eq!(pos("backend_markers"), STEPS.len() - 2);
         assert_eq!(STEPS.last().unwrap().name, "kernel_log_clean");
         assert!(STEPS.iter().all(|s| s.open || s.deps.is_empty()));
@@ -3057,6 +3324,41 @@ mod tests {
         assert!(walk_chain(&bad, 24).is_err());
         assert!(walk_chain(&b[..28], 24).is_err());
         assert!(walk_chain(&b, 80).is_err());
+    }
+
+    #[test]
+    fn dpa_dma_expectations() {
+        assert_eq!(DmaOutcome::parse("ok"), Some(DmaOutcome::Ok));
+        assert_eq!(
+            DmaOutcome::parse("EFAULT"),
+            Some(DmaOutcome::Errno(libc::EFAULT))
+        );
+        assert_eq!(DmaOutcome::parse("14"), Some(DmaOutcome::Errno(14)));
+        assert_eq!(DmaOutcome::parse("0"), None);
+        assert_eq!(DmaOutcome::parse("efault"), None);
+        assert_eq!(DmaOutcome::Errno(libc::EINVAL).to_string(), "EINVAL");
+        assert_eq!(DmaOutcome::Ok.to_string(), "ok");
+        let e = DpaDmaExpect::parse("iommufd=EFAULT").unwrap();
+        assert_eq!(e.get(IommuMode::Type1), None);
+        assert_eq!(
+            e.get(IommuMode::Iommufd),
+            Some(DmaOutcome::Errno(libc::EFAULT))
+        );
+        assert_eq!(e.get(IommuMode::NoIommu), None);
+        assert!(DpaDmaExpect::parse("type1=ok,")
+            .unwrap_err()
+            .contains("is not MODE=OUTCOME"));
+        // The outcome of a map comes from the errno; no errno is a failure.
+        assert_eq!(dma_outcome(Ok(())), Ok(DmaOutcome::Ok));
+        let efault = cxlvfio::error::with_context(
+            io::Error::from_raw_os_error(libc::EFAULT),
+            "IOMMU_IOAS_MAP",
+        );
+        assert_eq!(
+            dma_outcome(Err(efault)),
+            Ok(DmaOutcome::Errno(libc::EFAULT))
+        );
+        assert!(dma_outcome(Err(io::Error::other("no errno"))).is_err());
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! KTAP lines to the kernel log as `VMRESULT: ` records (the console carries them to the host,
 //! where `scripts/vm-run.sh` collects them), ends with `VMRESULT-EXIT: <status>`, and powers
 //! the VM off.
+//!
+//! The device is opened in the IOMMU mode `CXLVFIO_IOMMU` names (`noiommu`, `type1`,
+//! `iommufd`; unset or `auto`: the no-IOMMU group if there is one, else type1), see
+//! [`cxlvfio::iommu`].
 
 use std::fs;
 use std::io::Write;
@@ -32,7 +36,7 @@ use cxlvfio::pattern;
 use cxlvfio::pci;
 use cxlvfio::sigbus;
 use cxlvfio::uapi::{VFIO_PCI_NUM_REGIONS, VFIO_REGION_SUBTYPE_CXL};
-use cxlvfio::{open_device, Container, Device, Group, RegionInfo};
+use cxlvfio::{open_device, AttachedDevice, Device, RegionInfo};
 
 const USAGE: &str = "usage: cxlvfio-sleep [--device <BDF>] [--also <BDF>]... [--vm-console]\n\
 \n\
@@ -51,8 +55,6 @@ const PM_TEST: &str = "/sys/power/pm_test";
 const PM_STATE: &str = "/sys/power/state";
 /// Seconds pm_test waits with the devices suspended (default 5).
 const PM_TEST_DELAY: &str = "/sys/module/suspend/parameters/pm_test_delay";
-
-type Fds = (Container, Group, Device);
 
 fn dpa_region(dev: &Device) -> Result<RegionInfo, String> {
     let info = dev
@@ -123,7 +125,7 @@ fn firmware_decoder_committed(bdf: &str, base: u64, size: u64) -> Result<(), Str
 /// What the tests share: the open device, its mapping and decoder 0 as firmware left it.
 struct Session {
     bdf: String,
-    fds: Option<Fds>,
+    fds: Option<AttachedDevice>,
     map: Option<Mapping>,
     base: u64,
     size: u64,
@@ -145,11 +147,11 @@ impl Session {
 
     fn open(&mut self) -> Result<(), String> {
         let fds = open_device(&self.bdf).map_err(|e| format!("open {}: {e}", self.bdf))?;
-        let dpa = dpa_region(&fds.2)?;
+        let dpa = dpa_region(&fds)?;
         if (dpa.size as usize) < TOUCH_LEN {
             return Err(format!("the DPA region has {:#x} bytes", dpa.size));
         }
-        let map = Mapping::shared(fds.2.as_fd(), dpa.offset, TOUCH_LEN)
+        let map = Mapping::shared(fds.as_fd(), dpa.offset, TOUCH_LEN)
             .map_err(|e| format!("mmap of the DPA region: {e}"))?;
         self.map = Some(map);
         self.fds = Some(fds);
@@ -158,12 +160,8 @@ impl Session {
 
     fn close(&mut self) -> Result<(), String> {
         self.map = None;
-        if let Some((container, group, device)) = self.fds.take() {
-            device.close().map_err(|e| format!("close device: {e}"))?;
-            group.close().map_err(|e| format!("close group: {e}"))?;
-            container
-                .close()
-                .map_err(|e| format!("close container: {e}"))?;
+        if let Some(fds) = self.fds.take() {
+            fds.close().map_err(|e| format!("close: {e}"))?;
         }
         Ok(())
     }

@@ -1,9 +1,11 @@
 //! `cxlvfio-smoke`: the in-VM smoke suite for `cxl-vfio-pci`, reported as KTAP.
 //!
 //! Runs as root in the guest after the harness has loaded the module, enabled
-//! VFIO no-IOMMU mode and bound the device through `driver_override`. It drives
-//! the device only through the VFIO UAPI, then unbinds it, unloads the module
-//! and checks the kernel log for warnings.
+//! VFIO no-IOMMU mode (or given the guest an IOMMU) and bound the device through
+//! `driver_override`. It drives the device only through the VFIO UAPI, opened in
+//! the IOMMU mode `CXLVFIO_IOMMU` names (`noiommu`, `type1`, `iommufd`; unset or
+//! `auto`: the no-IOMMU group if there is one, else type1), then unbinds it,
+//! unloads the module and checks the kernel log for warnings.
 //!
 //! ```text
 //! cxlvfio-smoke [--device <BDF>] [--expect-ids VVVV:DDDD] [--expect-bar0-size SIZE]
@@ -20,12 +22,17 @@ use std::time::{Duration, Instant};
 
 use cxlvfio::cli;
 use cxlvfio::error::raw_os_error;
+use cxlvfio::iommu::{iommu_mode_from_env, IommuContext};
 use cxlvfio::uapi::{
-    device_flags_str, region_flags_str, VFIO_API_VERSION, VFIO_GROUP_FLAGS_VIABLE,
-    VFIO_NOIOMMU_IOMMU, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_NUM_REGIONS,
-    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
+    device_flags_str, region_flags_str, VFIO_API_VERSION, VFIO_GROUP_FLAGS_CONTAINER_SET,
+    VFIO_GROUP_FLAGS_VIABLE, VFIO_NOIOMMU_IOMMU, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_NUM_REGIONS,
+    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE, VFIO_TYPE1V2_IOMMU,
 };
-use cxlvfio::{kmod, kmsg, ktap::Ktap, open_device, pci, Container, Device, DeviceInfo, Group};
+use cxlvfio::vfio::group_path;
+use cxlvfio::{
+    kmod, kmsg, ktap::Ktap, open_device, pci, AttachedDevice, Container, Device, DeviceInfo, Group,
+    IommuMode,
+};
 
 /// Module name as modprobe/modinfo know it.
 const MODULE: &str = "cxl-vfio-pci";
@@ -111,15 +118,14 @@ fn parse_args(args: &[String], env_bdf: Option<String>) -> Result<Option<Options
 /// State shared by the steps.
 struct Ctx {
     opts: Options,
-    vfio: Option<(Container, Group, Device)>,
+    vfio: Option<AttachedDevice>,
     info: Option<DeviceInfo>,
 }
 
 impl Ctx {
     fn device(&self) -> Result<&Device, String> {
         self.vfio
-            .as_ref()
-            .map(|(_, _, d)| d)
+            .as_deref()
             .ok_or_else(|| "device is not open".to_string())
     }
 
@@ -291,41 +297,170 @@ fn device_bound(ctx: &mut Ctx, _: &mut Vec<String>) -> Result<(), String> {
 }
 
 fn vfio_open(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
-    let (container, group, device) = open_device(&ctx.opts.bdf).map_err(|e| e.to_string())?;
+    let requested = iommu_mode_from_env().map_err(|e| e.to_string())?;
+    let open = open_device(&ctx.opts.bdf).map_err(|e| e.to_string())?;
     diag.push(format!(
-        "group {} via {}",
-        group.number(),
-        group.path().display()
+        "{} ({})",
+        open.describe(),
+        match requested {
+            Some(m) => format!("CXLVFIO_IOMMU={m}"),
+            None => "auto".to_string(),
+        }
     ));
     // Keep the fds even if a check below fails: later steps report on their own.
-    let result = (|| {
-        let version = container.api_version().map_err(|e| e.to_string())?;
-        if version != VFIO_API_VERSION {
-            return Err(format!(
-                "API version {version}, expected {VFIO_API_VERSION}"
-            ));
+    let result = check_open(&ctx.opts.bdf, &open, requested, diag);
+    ctx.vfio = Some(open);
+    result
+}
+
+/// What must hold of a device opened in each mode: the mode asked for, and
+/// the container, group or cdev and iommufd ids that mode implies.
+fn check_open(
+    bdf: &str,
+    open: &AttachedDevice,
+    requested: Option<IommuMode>,
+    diag: &mut Vec<String>,
+) -> Result<(), String> {
+    let want = match requested {
+        Some(mode) => mode,
+        // Auto: the no-IOMMU group if its node exists, else type1.
+        None => IommuMode::auto_for_group(pci::iommu_group(bdf).map_err(|e| e.to_string())?),
+    };
+    if open.mode() != want {
+        return Err(format!(
+            "opened in {} mode, expected {want} ({})",
+            open.mode(),
+            if requested.is_some() {
+                "CXLVFIO_IOMMU"
+            } else {
+                "auto"
+            }
+        ));
+    }
+    match open.context() {
+        IommuContext::Container { group, container } => {
+            check_container(open.mode(), group, container, diag)
         }
-        if !group.is_noiommu() {
-            return Err(format!(
+        IommuContext::Iommufd {
+            ioas_id,
+            devid,
+            cdev,
+            ..
+        } => check_cdev(bdf, open, *ioas_id, *devid, cdev, diag),
+    }
+}
+
+/// A legacy open: the API version, the group node of the mode (`noiommu-N`
+/// or `N`), the container's extension for the mode's IOMMU type, and a viable
+/// group attached to the container.
+fn check_container(
+    mode: IommuMode,
+    group: &Group,
+    container: &Container,
+    diag: &mut Vec<String>,
+) -> Result<(), String> {
+    let version = container.api_version().map_err(|e| e.to_string())?;
+    if version != VFIO_API_VERSION {
+        return Err(format!(
+            "API version {version}, expected {VFIO_API_VERSION}"
+        ));
+    }
+    let (want_noiommu, iommu_type, type_name) = match mode {
+        IommuMode::NoIommu => (true, VFIO_NOIOMMU_IOMMU, "VFIO_NOIOMMU_IOMMU"),
+        IommuMode::Type1 => (false, VFIO_TYPE1V2_IOMMU, "VFIO_TYPE1v2_IOMMU"),
+        IommuMode::Iommufd => return Err("iommufd mode with a container and group".to_string()),
+    };
+    if group.is_noiommu() != want_noiommu
+        || group.path() != group_path(group.number(), want_noiommu)
+    {
+        return Err(if want_noiommu {
+            format!(
                 "{} is not a no-IOMMU group (is enable_unsafe_noiommu_mode set?)",
                 group.path().display()
-            ));
-        }
-        if !container
-            .check_extension(VFIO_NOIOMMU_IOMMU)
-            .map_err(|e| e.to_string())?
-        {
-            return Err("container lacks the VFIO_NOIOMMU_IOMMU extension".to_string());
-        }
-        let status = group.status().map_err(|e| e.to_string())?;
-        diag.push(format!("group status flags {status:#x}"));
-        if status & VFIO_GROUP_FLAGS_VIABLE == 0 {
-            return Err("group is not viable".to_string());
-        }
-        Ok(())
-    })();
-    ctx.vfio = Some((container, group, device));
-    result
+            )
+        } else {
+            format!("{} is not an IOMMU group node", group.path().display())
+        });
+    }
+    if !container
+        .check_extension(iommu_type)
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!("container lacks the {type_name} extension"));
+    }
+    let status = group.status().map_err(|e| e.to_string())?;
+    diag.push(format!("group status flags {status:#x}"));
+    if status & VFIO_GROUP_FLAGS_VIABLE == 0 {
+        return Err("group is not viable".to_string());
+    }
+    if status & VFIO_GROUP_FLAGS_CONTAINER_SET == 0 {
+        return Err("group status lacks CONTAINER_SET after VFIO_GROUP_SET_CONTAINER".to_string());
+    }
+    Ok(())
+}
+
+/// An iommufd open: the device fd is the cdev sysfs names for the device (same
+/// path, same device number), and the bind and the IOAS gave two distinct,
+/// nonzero object ids (iommufd numbers its objects from 1).
+fn check_cdev(
+    bdf: &str,
+    open: &AttachedDevice,
+    ioas_id: u32,
+    devid: u32,
+    cdev: &std::path::Path,
+    diag: &mut Vec<String>,
+) -> Result<(), String> {
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    let sysfs = pci::vfio_cdev(bdf).map_err(|e| e.to_string())?;
+    if cdev != sysfs.path {
+        return Err(format!(
+            "opened {}, sysfs names {}",
+            cdev.display(),
+            sysfs.path.display()
+        ));
+    }
+    let fd_link = format!("/proc/self/fd/{}", open.as_fd().as_raw_fd());
+    let target = fs::read_link(&fd_link).map_err(|e| format!("readlink {fd_link}: {e}"))?;
+    if target != cdev {
+        return Err(format!(
+            "the device fd is {}, expected {}",
+            target.display(),
+            cdev.display()
+        ));
+    }
+    let meta = fs::metadata(cdev).map_err(|e| format!("stat {}: {e}", cdev.display()))?;
+    let rdev = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+    diag.push(format!(
+        "{}: char device {}:{}, sysfs dev {:?}",
+        cdev.display(),
+        rdev.0,
+        rdev.1,
+        sysfs.devnum
+    ));
+    if !meta.file_type().is_char_device() {
+        return Err(format!("{} is not a character device", cdev.display()));
+    }
+    if sysfs.devnum != Some(rdev) {
+        return Err(format!(
+            "{} is {}:{}, sysfs {}/dev says {:?}",
+            cdev.display(),
+            rdev.0,
+            rdev.1,
+            sysfs.name,
+            sysfs.devnum
+        ));
+    }
+    if devid == 0 {
+        return Err("VFIO_DEVICE_BIND_IOMMUFD returned devid 0".to_string());
+    }
+    if ioas_id == 0 || ioas_id == devid {
+        return Err(format!(
+            "IOMMU_IOAS_ALLOC returned id {ioas_id} (devid {devid}): expected a distinct nonzero id"
+        ));
+    }
+    Ok(())
 }
 
 fn device_info(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
@@ -446,25 +581,14 @@ fn device_reset(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-/// Closes device, group and container in that order, reporting close errors.
-fn close_all((container, group, device): (Container, Group, Device)) -> Result<(), String> {
-    // Close everything even if one fails, then report the first error.
-    let results = [
-        device.close().map_err(|e| e.to_string()),
-        group.close().map_err(|e| e.to_string()),
-        container.close().map_err(|e| e.to_string()),
-    ];
-    results.into_iter().collect()
-}
-
 fn close(ctx: &mut Ctx, diag: &mut Vec<String>) -> Result<(), String> {
     ctx.info = None;
     let fds = ctx.vfio.take().ok_or("device is not open")?;
-    close_all(fds).map_err(|e| format!("first close: {e}"))?;
+    fds.close().map_err(|e| format!("first close: {e}"))?;
     // A second open shows the release path left the device usable.
     let again = open_device(&ctx.opts.bdf).map_err(|e| format!("second open: {e}"))?;
-    let vendor = again.2.config_read16(0);
-    let closed = close_all(again).map_err(|e| format!("second close: {e}"));
+    let vendor = again.config_read16(0);
+    let closed = again.close().map_err(|e| format!("second close: {e}"));
     let vendor = vendor.map_err(|e| format!("second open: {e}"))?;
     diag.push(format!("second open: vendor {vendor:#06x}"));
     closed?;

@@ -5,6 +5,10 @@
 //! cxlvfio info <BDF>
 //! cxlvfio backend-check <BACKEND-FILE> [LOG...]
 //! ```
+//!
+//! `info` and `info-dump` open the device in the IOMMU mode `CXLVFIO_IOMMU`
+//! names (`noiommu`, `type1`, `iommufd`; unset or `auto`: the no-IOMMU group if
+//! there is one, else type1), see [`cxlvfio::iommu`].
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -12,13 +16,15 @@ use std::io::{self, Read};
 use std::process::ExitCode;
 
 use cxlvfio::backend::{self, MarkerLog};
+use cxlvfio::iommu::{iommu_mode_from_env, IommuContext};
 use cxlvfio::ktap::Ktap;
 use cxlvfio::uapi::{
-    device_flags_str, irq_flags_str, irq_name, region_flags_str, region_name,
-    VFIO_PCI_VGA_REGION_INDEX, VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
+    cxl_cap_flags_str, cxl_region_kind, device_flags_str, irq_flags_str, irq_name,
+    region_flags_str, region_name, VfioDeviceInfoCapCxl, VFIO_PCI_VGA_REGION_INDEX,
+    VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
 };
 use cxlvfio::vfio::Capability;
-use cxlvfio::{open_device, parity, pci};
+use cxlvfio::{open_device, parity, pci, AttachedDevice};
 
 const USAGE: &str = "usage: cxlvfio info <BDF>\n\
        cxlvfio backend-check <BACKEND-FILE> [LOG...]\n\
@@ -26,7 +32,10 @@ const USAGE: &str = "usage: cxlvfio info <BDF>\n\
        cxlvfio info-compare <DUMP-CXL-ON> <DUMP-DISABLE-CXL>\n\
 \n\
 info: opens the PCI device <BDF> (e.g. 0000:0d:00.0) through VFIO and prints the\n\
-bound driver, IOMMU group, device flags, regions, IRQs and config-space IDs.\n\
+bound driver, the IOMMU mode and group or cdev, device flags and capabilities (the\n\
+CXL one decoded), regions (the CXL ones named), IRQs and config-space IDs.\n\
+The IOMMU mode comes from $CXLVFIO_IOMMU: noiommu, type1, iommufd, or auto\n\
+(unset: the no-IOMMU group if there is one, else type1).\n\
 \n\
 backend-check: reads the output of cxlvfio-dpa from the LOG files ('-' or none:\n\
 standard input), and checks that <BACKEND-FILE> (the QEMU memory backend of the\n\
@@ -38,6 +47,7 @@ info-dump: every field and capability of the device's and each region's info.\n\
 info-compare: KTAP: the dump with CXL on is the dump with disable_cxl=1 plus\n\
 exactly the CXL additions.";
 
+/// One region capability, compact.
 fn describe_cap(cap: &Capability) -> String {
     if let Some(areas) = cap.sparse_mmap_areas() {
         let list: Vec<String> = areas
@@ -49,9 +59,75 @@ fn describe_cap(cap: &Capability) -> String {
         format!("type({ty:#x},{sub:#x})")
     } else if cap.id == VFIO_REGION_INFO_CAP_MSIX_MAPPABLE {
         "msix-mappable".to_string()
+    } else if let Some(c) = cap.cxl_comp_regs() {
+        format!(
+            "cxl-comp-regs(BAR{} block {:#x}+{:#x})",
+            c.bar_index, c.block_offset, c.block_size
+        )
     } else {
         format!("cap{}v{}", cap.id, cap.version)
     }
+}
+
+/// ` [CXL DPA memory]` or ` [CXL COMP_REGS]` for a region whose type
+/// capability names a CXL region type, else nothing. The raw
+/// `type(0x80001e98,0xN)` stays in the capability list: VM scripts grep it.
+fn region_label(caps: &[Capability]) -> String {
+    caps.iter()
+        .filter_map(Capability::region_type)
+        .find_map(|(ty, sub)| cxl_region_kind(ty, sub))
+        .map(|kind| format!(" [CXL {kind}]"))
+        .unwrap_or_default()
+}
+
+/// The CXL device capability, decoded: where the HDM registers are, the
+/// flags by name and the two CXL regions.
+fn describe_cxl_cap(c: &VfioDeviceInfoCapCxl) -> String {
+    format!(
+        "CXL: HDM registers in BAR{} at {:#x}, flags {:#x} [{}], DPA region {} ({}), COMP_REGS region {} ({})",
+        c.hdm_regs_bar_index,
+        c.hdm_regs_offset,
+        c.flags,
+        cxl_cap_flags_str(c.flags),
+        c.dpa_region_index,
+        region_name(c.dpa_region_index),
+        c.comp_regs_region_index,
+        region_name(c.comp_regs_region_index)
+    )
+}
+
+/// The lines about how the device was opened: the IOMMU mode (and whether
+/// `CXLVFIO_IOMMU` chose it), then the group or the cdev.
+fn describe_open(open: &AttachedDevice, chosen_by_env: bool) -> String {
+    let how = if chosen_by_env {
+        "from CXLVFIO_IOMMU"
+    } else {
+        "auto"
+    };
+    let mut out = format!("  iommu mode:  {} ({how})\n", open.mode());
+    match open.context() {
+        IommuContext::Container { group, .. } => {
+            let _ = writeln!(
+                out,
+                "  iommu group: {} ({})",
+                group.number(),
+                group.path().display()
+            );
+        }
+        IommuContext::Iommufd {
+            ioas_id,
+            devid,
+            cdev,
+            ..
+        } => {
+            let _ = writeln!(
+                out,
+                "  vfio cdev:   {} (devid {devid}, ioas {ioas_id})",
+                cdev.display()
+            );
+        }
+    }
+    out
 }
 
 /// Builds the whole report before printing, so an error prints nothing partial.
@@ -60,7 +136,8 @@ fn info(bdf: &str) -> io::Result<String> {
     pci::check_exists(&bdf)?;
     let mut out = String::new();
     let driver = pci::driver_name(&bdf)?;
-    let (container, group, device) = open_device(&bdf)?;
+    let chosen_by_env = iommu_mode_from_env()?.is_some();
+    let device = open_device(&bdf)?;
 
     // String formatting cannot fail; `let _` keeps the report code compact.
     let _ = writeln!(out, "device {bdf}");
@@ -69,17 +146,7 @@ fn info(bdf: &str) -> io::Result<String> {
         "  driver:      {}",
         driver.as_deref().unwrap_or("(none)")
     );
-    let _ = writeln!(
-        out,
-        "  iommu group: {} ({}, {})",
-        group.number(),
-        if group.is_noiommu() {
-            "noiommu"
-        } else {
-            "iommu"
-        },
-        group.path().display()
-    );
+    out.push_str(&describe_open(&device, chosen_by_env));
 
     let dinfo = device.info()?;
     let _ = writeln!(
@@ -91,7 +158,11 @@ fn info(bdf: &str) -> io::Result<String> {
     let _ = writeln!(out, "  num_regions: {}", dinfo.num_regions);
     let _ = writeln!(out, "  num_irqs:    {}", dinfo.num_irqs);
     for cap in dinfo.capabilities() {
-        let _ = writeln!(out, "  device cap:  id {} version {}", cap.id, cap.version);
+        let _ = write!(out, "  device cap:  id {} version {}", cap.id, cap.version);
+        if let Some(c) = cap.cxl_device() {
+            let _ = write!(out, " {}", describe_cxl_cap(&c));
+        }
+        out.push('\n');
     }
 
     let _ = writeln!(out, "  regions:");
@@ -107,15 +178,17 @@ fn info(bdf: &str) -> io::Result<String> {
                 let _ = writeln!(out, "    {index:<5} {name:<7} {:>12}", "(none)");
             }
             Ok(r) => {
-                let caps: Vec<String> = r.capabilities().iter().map(describe_cap).collect();
+                let parsed = r.capabilities();
+                let caps: Vec<String> = parsed.iter().map(describe_cap).collect();
                 let _ = writeln!(
                     out,
-                    "    {index:<5} {name:<7} {:>#12x} {:>#18x}  {}{}{}",
+                    "    {index:<5} {name:<7} {:>#12x} {:>#18x}  {}{}{}{}",
                     r.size,
                     r.offset,
                     region_flags_str(r.flags),
                     if caps.is_empty() { "" } else { " " },
-                    caps.join(" ")
+                    caps.join(" "),
+                    region_label(&parsed)
                 );
             }
             // vfio-pci answers EINVAL for the VGA region of a non-VGA device.
@@ -161,8 +234,6 @@ fn info(bdf: &str) -> io::Result<String> {
     );
 
     device.close()?;
-    group.close()?;
-    container.close()?;
     Ok(out)
 }
 
@@ -242,11 +313,9 @@ fn backend_check(file: &str, logs: &[&str]) -> io::Result<bool> {
 /// `info-dump`: the device's info and every region's info, canonical (see [`parity::dump`]).
 fn info_dump(bdf: &str) -> io::Result<String> {
     let bdf = pci::normalize_bdf(bdf)?;
-    let (container, group, device) = open_device(&bdf)?;
+    let device = open_device(&bdf)?;
     let text = parity::dump(&device)?;
     device.close()?;
-    group.close()?;
-    container.close()?;
     Ok(text)
 }
 
@@ -364,6 +433,56 @@ mod tests {
         let (ok, out) = run(&f, "# backend-check offset=0x10\n# backend-check count=0\n");
         assert!(!ok && out.contains("malformed"), "{out}");
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn cxl_capabilities_decoded() {
+        let cap = |id, data: Vec<u8>| Capability {
+            id,
+            version: 1,
+            offset: 32,
+            data,
+        };
+        // The region types keep the raw form the VM scripts grep for; the
+        // label names the CXL ones.
+        let mut ty = 0x8000_1e98u32.to_ne_bytes().to_vec();
+        ty.extend_from_slice(&1u32.to_ne_bytes());
+        let dpa = cap(2, ty.clone());
+        assert_eq!(describe_cap(&dpa), "type(0x80001e98,0x1)");
+        assert_eq!(region_label(&[dpa]), " [CXL DPA memory]");
+        ty[4] = 2;
+        let comp = cap(2, ty.clone());
+        assert_eq!(describe_cap(&comp), "type(0x80001e98,0x2)");
+        assert_eq!(
+            region_label(&[cap(1, vec![0; 8]), comp]),
+            " [CXL COMP_REGS]"
+        );
+        ty[..4].copy_from_slice(&0x8000_8086u32.to_ne_bytes());
+        let other = cap(2, ty);
+        assert_eq!(describe_cap(&other), "type(0x80008086,0x2)");
+        assert_eq!(region_label(&[other]), "");
+        let mut comp = vec![0u8; 24];
+        comp[..4].copy_from_slice(&2u32.to_ne_bytes());
+        comp[8..16].copy_from_slice(&0x2_0000u64.to_ne_bytes());
+        comp[16..24].copy_from_slice(&0x1_0000u64.to_ne_bytes());
+        assert_eq!(
+            describe_cap(&cap(6, comp)),
+            "cxl-comp-regs(BAR2 block 0x20000+0x10000)"
+        );
+        assert_eq!(describe_cap(&cap(9, vec![])), "cap9v1");
+        let c = VfioDeviceInfoCapCxl {
+            hdm_regs_bar_index: 0,
+            flags: 1,
+            hdm_regs_offset: 0x1000,
+            dpa_region_index: 9,
+            comp_regs_region_index: 10,
+            ..Default::default()
+        };
+        assert_eq!(
+            describe_cxl_cap(&c),
+            "CXL: HDM registers in BAR0 at 0x1000, flags 0x1 [FIRMWARE_COMMITTED], \
+             DPA region 9 (DEV0), COMP_REGS region 10 (DEV1)"
+        );
     }
 
     #[test]
