@@ -2,13 +2,13 @@
 # Runs inside the test VM (started by scripts/vm-run.sh): plays firmware, loads and
 # binds the driver as asked, then runs the user's command with its output and
 # exit status saved in the run directory that the host reads back.
-#   guest-setup.sh none|fw|bind MODARGS RUN_DIR
+#   guest-setup.sh none|fw|bind MODARGS RUN_DIR intel|none
 # fw and bind act on every CXL.mem device (cxl-fwemu find --all): one type-3 with Debian's
 # QEMU, a type-3 and the cxl-accel accelerator with the project's. The command sees
 # CXL_BDF (the first one that is not the accelerator) and ACCEL_BDF (the accelerator,
 # 1b36:00ca; unset when there is none).
 set -u
-setup=$1 modargs=$2 run_dir=$3
+setup=$1 modargs=$2 run_dir=$3 iommu=${4:-none}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 out="$run_dir/out"
 : >"$out"
@@ -36,8 +36,20 @@ if [ "$setup" != none ]; then
 	[ -n "${CXL_BDF:-}${ACCEL_BDF:-}" ] || fail "no CXL endpoint found"
 	export CXL_BDF ACCEL_BDF
 fi
+# How the test programs open a device (cxlvfio's CXLVFIO_IOMMU), and every way this VM offers.
+if [ "$iommu" = intel ]; then
+	export CXLVFIO_IOMMU=type1 CXLVFIO_IOMMU_MODES="type1 iommufd"
+else
+	export CXLVFIO_IOMMU=noiommu CXLVFIO_IOMMU_MODES=noiommu
+fi
 if [ "$setup" = bind ]; then
-	echo Y >/sys/module/vfio/parameters/enable_unsafe_noiommu_mode || fail "cannot enable VFIO no-IOMMU mode"
+	if [ "$iommu" = intel ]; then
+		for bdf in "${endpoints[@]}"; do
+			[ -e "/sys/bus/pci/devices/$bdf/iommu_group" ] || fail "$bdf is in no IOMMU group (is the IOMMU on? dmesg | grep DMAR)"
+		done
+	else
+		echo Y >/sys/module/vfio/parameters/enable_unsafe_noiommu_mode || fail "cannot enable VFIO no-IOMMU mode"
+	fi
 	# shellcheck disable=SC2086 # MODARGS is a list of module arguments
 	modprobe cxl-vfio-pci $modargs || fail "modprobe cxl-vfio-pci failed"
 	for bdf in "${endpoints[@]}"; do

@@ -95,8 +95,10 @@ else
 	count qemu-build 0 1
 fi
 
-# 5. VM boots: KTAP suites through VFIO, as a VMM would, each on both CXL devices
-#    (tests/vm/each-device.sh: the type-3, then the accelerator).
+# 5. VM boots: KTAP suites through VFIO, as a VMM would, each on both CXL devices and through
+#    both IOMMU paths (tests/vm/each-device.sh: the type-3, then the accelerator, each opened
+#    through the type1 container and through iommufd; the VM has QEMU's intel-iommu), then
+#    the no-IOMMU variant.
 vm_suite() { # vm_suite SUITE [vm-run args] -- PROGRAM [args]
 	local suite=$1 vm_args=() rc p f
 	shift
@@ -131,11 +133,15 @@ vm_suite vm-info-parity -- $each --reload -- tests/vm/info-parity.sh {bdf}
 vm_suite vm-decoder-rules -- $each -- tests/vm/decoder-rules.sh {bdf}
 # The DPA region (device memory) and the component BAR, through the UAPI; then the data the
 # guest left in device memory must be in QEMU's memory backend file. On the accelerator with
-# the stress test's 50 transitions, of which a third are bus resets through sysfs.
+# the stress test's 50 transitions, of which a third are bus resets through sysfs. A VMM that
+# maps the DPA mapping for DMA: 6.12's type1 follows the PFN map and maps it, iommufd pins
+# pages and refuses it (EFAULT).
+dpa_dma=type1=ok,iommufd=EFAULT
 rm -f "$logs/cxl-mem.raw" "$logs/accel-mem.raw"
-VM_MEM_OUT="$logs/cxl-mem.raw" vm_suite vm-dpa -- target/release/cxlvfio-dpa
-VM_ACCEL_MEM_OUT="$logs/accel-mem.raw" vm_suite vm-dpa-accel -- \
-	bash -c 'target/release/cxlvfio-dpa --device "$ACCEL_BDF" --expect-ids 1b36:00ca --resets 50'
+VM_MEM_OUT="$logs/cxl-mem.raw" vm_suite vm-dpa -- $each --only cxl -- \
+	target/release/cxlvfio-dpa --device {bdf} --expect-ids {ids} --expect-dpa-dma $dpa_dma
+VM_ACCEL_MEM_OUT="$logs/accel-mem.raw" vm_suite vm-dpa-accel -- $each --only accel -- \
+	target/release/cxlvfio-dpa --device {bdf} --expect-ids {ids} --expect-dpa-dma $dpa_dma --resets 50
 # scrub_memory=0: the parameter really turns scrubbing off (data survives a reopen).
 vm_suite vm-dpa-no-scrub --modargs scrub_memory=0 -- \
 	$each -- target/release/cxlvfio-dpa --device {bdf} --expect-ids {ids} --expect-no-scrub --only dpa_tenant_isolation
@@ -164,11 +170,15 @@ VM_ACCEL_DECODERS=2 VM_ACCEL_COMP_BLOCK=start vm_suite vm-accel-2dec-start -- \
 VM_ACCEL_DECODERS=4 VM_ACCEL_COMP_BLOCK=end vm_suite vm-accel-4dec-end -- bash -c \
 	'target/release/cxlvfio-accel --expect-decoders 4 --expect-comp-block end &&
 	target/release/cxlvfio-cxl --device "$ACCEL_BDF" --expect-ids 1b36:00ca --expect-decoders 4'
-# The kernel's own CXL driver takes the type-3 first, as on a real host; the move to
-# cxl-vfio-pci (unbind, driver_override, bind) then works.
+# The kernel's CXL stack takes the type-3 first, as on a real host; the move to cxl-vfio-pci
+# (unbind, driver_override, bind) works, every reset path is clean with the stack loaded, and
+# the move back gives the host its memdev again.
 vm_suite vm-cxl-stack --setup fw -- tests/vm/cxl-stack.sh
 # The fallback: Debian's QEMU 7.2, its one host bridge with an HDM decoder, the type-3 alone.
 VM_QEMU_FLAVOR=debian vm_suite vm-cxl-qemu72 -- target/release/cxlvfio-cxl
+# No IOMMU (VFIO's no-IOMMU mode, no isolation): the CXL and smoke suites on both devices.
+VM_IOMMU=none vm_suite vm-noiommu -- bash -c "$each -- target/release/cxlvfio-cxl --device {bdf} --expect-ids {ids}; \
+	cxl=\$?; $each --reload -- target/release/cxlvfio-smoke --device {bdf} --expect-ids {ids} && exit \$cxl"
 
 # 6. In-kernel: KUnit doctests, run at boot of the first VM.
 echo "== KUnit doctests (from the guest kernel log)"

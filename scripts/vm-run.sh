@@ -19,16 +19,24 @@
 #     bridge (bus_nr=12) + cxl-rp + cxl-type3 (memdev + lsa, VM_CXL_MEM_SIZE), one 4 GiB
 #     CXL fixed memory window; the host bridge has an HDM decoder.
 #   VM_QEMU=PATH overrides the binary of either flavour (not the topology).
+# VM_IOMMU picks how VFIO reaches the devices, as on a host:
+#   intel (default): QEMU's intel-iommu with interrupt remapping (the first device, so that
+#     every PCI device is behind it), intel_iommu=on: each CXL device in its own IOMMU group,
+#     opened through the VFIO type1 container or iommufd and the device cdev;
+#   none: no IOMMU; VFIO's no-IOMMU mode (the variant without isolation).
 # The VM also has a pci-testdev (1b36:0005): a device without CXL, for plain vfio-pci.
 # Before CMD runs, the guest (see scripts/guest-setup.sh), for every CXL.mem device:
 #   fw:   programs and commits the CXL host-bridge (unless it is pass-through) and
 #         endpoint HDM decoder 0 from the ACPI CEDT, as platform firmware would
 #         (userspace/cxl-fwemu);
-#   bind: fw, then enables VFIO no-IOMMU mode, loads cxl-vfio-pci with modprobe
-#         and binds every CXL.mem device through driver_override (the default).
+#   bind: fw, then (with VM_IOMMU=none) enables VFIO no-IOMMU mode, loads cxl-vfio-pci with
+#         modprobe and binds every CXL.mem device through driver_override (the default).
 # CMD sees CXL_BDF (the first CXL.mem device that is not the accelerator: the type-3),
 # with the project flavour ACCEL_BDF (the cxl-accel device), and CXLVFIO_MODARGS (the module
-# arguments, for a command that reloads the driver) in its environment. The exit
+# arguments, for a command that reloads the driver) in its environment, and CXLVFIO_IOMMU
+# (how the test programs open a device: type1, or noiommu with VM_IOMMU=none) and
+# CXLVFIO_IOMMU_MODES (every way this VM offers: "type1 iommufd", or "noiommu"), which
+# tests/vm/each-device.sh runs through. The exit
 # status is CMD's (or, for a command that powers the VM off after reporting through the
 # kernel log, the status in its "VMRESULT-EXIT: N" record; see below).
 # VM_DMESG=FILE / VM_CONSOLE=FILE keep the guest's kernel log / the console;
@@ -68,6 +76,15 @@ project)
 	fi
 	;;
 *) echo "vm-run: VM_QEMU_FLAVOR must be debian or project, not '$flavor'" >&2; exit 2 ;;
+esac
+iommu=${VM_IOMMU:-intel}
+case "$iommu" in
+intel)
+	iommu_opts="-device intel-iommu,intremap=on"
+	iommu_append="intel_iommu=on"
+	;;
+none) iommu_opts="" iommu_append="" ;;
+*) echo "vm-run: VM_IOMMU must be intel or none, not '$iommu'" >&2; exit 2 ;;
 esac
 accel_decoders=${VM_ACCEL_DECODERS:-1}
 accel_comp_block=${VM_ACCEL_COMP_BLOCK:-middle}
@@ -125,9 +142,11 @@ fi
 # QEMU runs through a wrapper that records how it ended: virtme-ng reports any VM that ends
 # without the command's status as 255, whether the guest panicked or QEMU died.
 qemu_bin=${VM_QEMU:-$qemu_default}
+# The IOMMU goes first: QEMU gives a PCI device the IOMMU's address space only when the IOMMU
+# was created before it (virtme-ng adds its own devices before --qemu-opts).
 cat >"$run_dir/qemu-system-x86_64" <<EOF
 #!/bin/bash
-"$qemu_bin" "\$@"
+"$qemu_bin" $iommu_opts "\$@"
 rc=\$?
 echo "\$rc" >"$run_dir/qemu-exit"
 exit "\$rc"
@@ -145,9 +164,9 @@ set +e
 timeout "${VM_TIMEOUT:-900}" vng --run "$KBUILD" "${accel[@]}" --disable-microvm \
 	--qemu "$run_dir/qemu-system-x86_64" \
 	--cpus 2 --memory 2G --rwdir /tmp --verbose \
-	--append "root=/dev/root ${VM_APPEND:-loglevel=7}" \
+	--append "root=/dev/root $iommu_append ${VM_APPEND:-loglevel=7}" \
 	--qemu-opts="$qemu_opts" \
-	--exec "bash $REPO/scripts/guest-setup.sh $setup '$modargs' $run_dir" \
+	--exec "bash $REPO/scripts/guest-setup.sh $setup '$modargs' $run_dir $iommu" \
 	</dev/null >"$run_dir/console" 2>&1
 vng_rc=$?
 set -e

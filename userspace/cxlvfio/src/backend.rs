@@ -171,13 +171,22 @@ pub struct MarkerLog {
     pub errors: Vec<String>,
 }
 
-/// Collects the `backend-check` lines of `text`, ignoring every other line.
+/// Collects the `backend-check` lines of `text`, ignoring every other line. In the output of
+/// several runs on one device (one per IOMMU mode), only the last run's markers count: a
+/// marker after a count line starts a new run, and the device memory holds what the last run
+/// left (the next open scrubs what the previous one wrote).
 pub fn parse_log(text: &str) -> MarkerLog {
     let mut log = MarkerLog::default();
     for line in text.lines() {
         match parse_line(line) {
             None => {}
-            Some(Ok(MarkerLine::Marker(m))) => log.markers.push(m),
+            Some(Ok(MarkerLine::Marker(m))) => {
+                if !log.counts.is_empty() {
+                    log.markers.clear();
+                    log.counts.clear();
+                }
+                log.markers.push(m)
+            }
             Some(Ok(MarkerLine::Count(n))) => log.counts.push(n),
             Some(Err(e)) => log.errors.push(e),
         }
@@ -217,6 +226,23 @@ pub fn check_marker(file: &File, m: &Marker) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::pattern;
+
+    #[test]
+    fn only_the_last_runs_markers_count() {
+        let first = Marker::describe(0x1000, &pattern::bytes(1, 0x1000, 64));
+        let second = Marker::describe(0x2000, &pattern::bytes(2, 0x2000, 64));
+        let text = format!(
+            "# {}\n# {}\nok 1 a\n# {}\n# {}\n",
+            first.to_diag(),
+            count_diag(1),
+            second.to_diag(),
+            count_diag(1)
+        );
+        let log = parse_log(&text);
+        assert_eq!(log.markers, vec![second]);
+        assert_eq!(log.counts, vec![1]);
+        assert!(log.errors.is_empty());
+    }
 
     #[test]
     fn marker_round_trip() {

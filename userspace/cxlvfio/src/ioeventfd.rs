@@ -93,23 +93,52 @@ pub struct RaceReport {
     pub refused: usize,
     /// Registrations accepted and then removed at the harmless offset.
     pub harmless: usize,
-    /// Registrations accepted that could not be removed at the harmless offset: the kernel
-    /// registered them somewhere else, at the target. Each was signalled once.
+    /// Registrations accepted at an offset mixed from the bytes of both (the kernel copied
+    /// the request while it changed) that touches nothing of the block; removed there.
+    pub mixed: usize,
+    /// Registrations accepted at the target or at a mixed offset that touches the block
+    /// (removed there if the kernel lets it). Each was signalled once.
     pub strays: usize,
     /// Any other error, at most a few.
     pub errors: Vec<String>,
 }
 
+/// Every offset whose bytes each come from `a` or `b`, `a` first and `b` second: what a copy
+/// made a byte at a time while the value flips between the two can read.
+pub fn byte_mixes(a: u64, b: u64) -> Vec<u64> {
+    let differing: Vec<u32> = (0..8).filter(|i| (a ^ b) >> (8 * i) & 0xff != 0).collect();
+    let mut mixes: Vec<u64> = (0..1u32 << differing.len())
+        .map(|pick| {
+            differing
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| pick >> bit & 1 == 1)
+                .fold(a, |v, (_, &i)| {
+                    let mask = 0xffu64 << (8 * i);
+                    (v & !mask) | (b & mask)
+                })
+        })
+        .collect();
+    // `a` (pick 0) is first; put `b` (every byte picked) second.
+    let last = mixes.len() - 1;
+    mixes.swap(1.min(last), last);
+    mixes
+}
+
 /// Registers ioeventfds `attempts` times with one request whose offset a second thread keeps
 /// flipping between `harmless` and `target`. Every accepted registration is signalled once (a
-/// stray one writes `data` at `target`) and then removed at `harmless`.
+/// stray one writes `data` at `target`) and then removed where it is: at `harmless`, at
+/// `target`, or at an offset mixed from both (`touches_block` says whether that one is a
+/// stray).
 pub fn race_offset(
     dev: &Device,
     harmless: u64,
     target: u64,
     data: u64,
     attempts: usize,
+    touches_block: impl Fn(u64) -> bool,
 ) -> io::Result<RaceReport> {
+    let mixes = byte_mixes(harmless, target);
     let efd = eventfd()?;
     let req = Arc::new(Request::new(harmless, data, efd.as_raw_fd()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -132,21 +161,30 @@ pub fn race_offset(
         match req.submit(dev.as_fd()) {
             Ok(()) => {
                 signal(efd.as_fd())?;
-                match set(dev, harmless, data, -1) {
-                    Ok(()) => report.harmless += 1,
-                    Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
-                        report.strays += 1;
-                        // Try to remove it where it really is; a driver that refuses even
-                        // that leaves it until close.
-                        let _ = set(dev, target, data, -1);
-                    }
-                    Err(e) => {
-                        if report.errors.len() < 4 {
-                            report
-                                .errors
-                                .push(format!("removing at {harmless:#x}: {e}"));
+                let mut removed_at = None;
+                for &at in &mixes {
+                    match set(dev, at, data, -1) {
+                        Ok(()) => {
+                            removed_at = Some(at);
+                            break;
+                        }
+                        // None there, or no place for one (past the end of its BAR).
+                        Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::EINVAL)) => {
+                        }
+                        Err(e) => {
+                            if report.errors.len() < 4 {
+                                report.errors.push(format!("removing at {at:#x}: {e}"));
+                            }
+                            break;
                         }
                     }
+                }
+                match removed_at {
+                    Some(at) if at == harmless => report.harmless += 1,
+                    Some(at) if at != target && !touches_block(at) => report.mixed += 1,
+                    Some(_) => report.strays += 1,
+                    // A driver that refuses to remove it at the target leaves it until close.
+                    None => report.strays += 1,
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => report.refused += 1,
@@ -272,4 +310,23 @@ pub fn race_region_info(
     // SAFETY: From `Box::into_raw` above; the flipper is gone and no call is under way.
     drop(unsafe { Box::from_raw(req) });
     result.map(|()| report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_mixes_cover_every_byte_choice() {
+        assert_eq!(byte_mixes(5, 5), vec![5]);
+        assert_eq!(byte_mixes(0x1148, 0x1149), vec![0x1148, 0x1149]);
+        let h = 2u64 << 40;
+        let t = 0x1148u64;
+        let m = byte_mixes(h, t);
+        assert_eq!(m.len(), 8);
+        assert_eq!((m[0], m[1]), (h, t));
+        for v in [h | 0x1148, h | 0x1100, h | 0x48, 0x1100, 0x48] {
+            assert!(m.contains(&v), "{v:#x} missing from {m:x?}");
+        }
+    }
 }

@@ -2058,16 +2058,32 @@ fn ioeventfd_offset_race(ctx: &mut Ctx, diag: &mut Vec<String>) -> StepResult {
     let data = u64::from(hdm.read(ctrl_at)? ^ 0xf);
     // The kernel may copy the request a byte at a time (TCG does), so a copy made while the
     // offset flips can mix the bytes of both values: the harmless offset differs from the
-    // target in one byte where it can, so that every mix is one of the two.
+    // target in one byte where it can, so that every mix is one of the two; where it cannot,
+    // a registration at a mix is found where it can be removed, and is a stray if that mix
+    // touches the block.
     let harmless = match one_byte_away_outside_block(ctx, &hdm, target)? {
         Some(offset) => offset,
         None => harmless_ioeventfd_offset(ctx, &hdm)?,
     };
-    let report = ioeventfd::race_offset(dev, harmless, target, data, IOEVENTFD_RACE_ATTEMPTS)
-        .map_err(|e| format!("race: {e}"))?;
+    let (_, block) = component_block(&sysfs_config(&ctx.opts.bdf)?)
+        .ok_or("no component register block in the Register Locator")?;
+    let comp_bar = u64::from(hdm.bar);
+    let touches_block = |pos: u64| {
+        let off = pos & ((1 << 40) - 1);
+        pos >> 40 == comp_bar && off < block + COMP_BLOCK_SIZE && off + 8 > block
+    };
+    let report = ioeventfd::race_offset(
+        dev,
+        harmless,
+        target,
+        data,
+        IOEVENTFD_RACE_ATTEMPTS,
+        touches_block,
+    )
+    .map_err(|e| format!("race: {e}"))?;
     diag.push(format!(
-        "offset flipped between {} and BAR{} +{ctrl_at:#x}: {} attempts, {} refused, {} registered at the harmless offset, {} stray",
-        describe_offset(harmless), hdm.bar, report.attempts, report.refused, report.harmless, report.strays
+        "offset flipped between {} and BAR{} +{ctrl_at:#x}: {} attempts, {} refused, {} registered at the harmless offset, {} at a harmless mix of both, {} stray",
+        describe_offset(harmless), hdm.bar, report.attempts, report.refused, report.harmless, report.mixed, report.strays
     ));
     let mut problems = report.errors.clone();
     if report.strays > 0 {
