@@ -2,13 +2,13 @@
 # Runs inside the test VM (started by scripts/vm-run.sh): plays firmware, loads and
 # binds the driver as asked, then runs the user's command with its output and
 # exit status saved in the run directory that the host reads back.
-#   guest-setup.sh none|fw|bind MODARGS RUN_DIR intel|none
+#   guest-setup.sh none|fw|bind MODARGS RUN_DIR intel|none CXL_STACK
 # fw and bind act on every CXL.mem device (cxl-fwemu find --all): one type-3 with Debian's
 # QEMU, a type-3 and the cxl-accel accelerator with the project's. The command sees
 # CXL_BDF (the first one that is not the accelerator) and ACCEL_BDF (the accelerator,
 # 1b36:00ca; unset when there is none).
 set -u
-setup=$1 modargs=$2 run_dir=$3 iommu=${4:-none}
+setup=$1 modargs=$2 run_dir=$3 iommu=${4:-none} cxl_stack=${5:-0}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 out="$run_dir/out"
 : >"$out"
@@ -50,9 +50,18 @@ if [ "$setup" = bind ]; then
 	else
 		echo Y >/sys/module/vfio/parameters/enable_unsafe_noiommu_mode || fail "cannot enable VFIO no-IOMMU mode"
 	fi
+	# As on a host at boot: the kernel's CXL stack loads and cxl_pci takes the memory device;
+	# then the documented move of every CXL device to cxl-vfio-pci.
+	if [ "$cxl_stack" = 1 ]; then
+		modprobe -a cxl_acpi cxl_port cxl_mem cxl_pci || fail "cannot load the kernel's CXL stack"
+	fi
 	# shellcheck disable=SC2086 # MODARGS is a list of module arguments
 	modprobe cxl-vfio-pci $modargs || fail "modprobe cxl-vfio-pci failed"
 	for bdf in "${endpoints[@]}"; do
+		drv=$(readlink "/sys/bus/pci/devices/$bdf/driver") && drv=$(basename "$drv")
+		if [ -n "$drv" ]; then
+			echo "$bdf" >"/sys/bus/pci/drivers/$drv/unbind" || fail "cannot unbind $bdf from $drv"
+		fi
 		echo cxl-vfio-pci >"/sys/bus/pci/devices/$bdf/driver_override" || fail "cannot set driver_override of $bdf"
 		echo "$bdf" >/sys/bus/pci/drivers_probe || fail "binding $bdf failed"
 		[ "$(basename "$(readlink "/sys/bus/pci/devices/$bdf/driver")")" = cxl-vfio-pci ] || fail "$bdf is not bound to cxl-vfio-pci"

@@ -14,11 +14,18 @@
 #         hdm-decoders=VM_ACCEL_DECODERS (1, 2 or 4; default 1),
 #         comp-block=VM_ACCEL_COMP_BLOCK (start, middle or end; default middle);
 #       cxl-fmw.0 (4 GiB) -> host bridge 1, cxl-fmw.1 (4 GiB) -> host bridge 2.
-#     Both host bridges have one root port and are pass-through (no HDM decoders).
+#     Both host bridges have one root port and are pass-through (no HDM decoders), unless
+#     VM_CXL_HB_DECODERS=1: the type-3's host bridge then has HDM decoders
+#     (hdm_for_passthrough), which firmware emulation commits, as on hosts whose kernel CXL
+#     core assembles a region from the firmware's decoders.
 #   debian: Debian 12's QEMU 7.2 (qemu-system-x86_64 on PATH), the fallback: one pxb-cxl host
 #     bridge (bus_nr=12) + cxl-rp + cxl-type3 (memdev + lsa, VM_CXL_MEM_SIZE), one 4 GiB
 #     CXL fixed memory window; the host bridge has an HDM decoder.
 #   VM_QEMU=PATH overrides the binary of either flavour (not the topology).
+# VM_CXL_STACK=1 (default with the project flavour; 0 to leave it out): before the bind, the
+#   guest loads the kernel's CXL stack (cxl_acpi, cxl_port, cxl_mem, cxl_pci), as a host does
+#   at boot, and cxl_pci takes the type-3; the bind then moves it (unbind, driver_override).
+#   QEMU 7.2's type-3 fails cxl_pci's probe, so the debian flavour does not load it.
 # VM_IOMMU picks how VFIO reaches the devices, as on a host:
 #   intel (default): QEMU's intel-iommu with interrupt remapping (the first device, so that
 #     every PCI device is behind it), intel_iommu=on: each CXL device in its own IOMMU group,
@@ -86,6 +93,8 @@ intel)
 none) iommu_opts="" iommu_append="" ;;
 *) echo "vm-run: VM_IOMMU must be intel or none, not '$iommu'" >&2; exit 2 ;;
 esac
+cxl_stack=${VM_CXL_STACK:-1}
+[ "$flavor" = project ] || cxl_stack=0
 accel_decoders=${VM_ACCEL_DECODERS:-1}
 accel_comp_block=${VM_ACCEL_COMP_BLOCK:-middle}
 case "$accel_decoders" in 1) accel_default_size=256M ;; 2 | 4) accel_default_size=512M ;;
@@ -104,7 +113,11 @@ save_partial_logs() {
 	cp "$run_dir/kmsg" "$VM_LOG_PREFIX.dmesg" 2>/dev/null
 	echo "vm-run: stopped from outside; partial logs: $VM_LOG_PREFIX.console, $VM_LOG_PREFIX.dmesg" >&2
 }
-trap 'save_partial_logs; rm -rf "$run_dir"' EXIT
+# QEMU still running (vm-run stopped from outside) is stopped too.
+stop_qemu() {
+	[ -f "$run_dir/qemu-exit" ] || kill "$(cat "$run_dir/qemu.pid" 2>/dev/null)" 2>/dev/null || true
+}
+trap 'save_partial_logs; stop_qemu; rm -rf "$run_dir"' EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 # Sparse backing files for the devices' memory (and the type-3's label storage area on 7.2).
@@ -126,10 +139,12 @@ if [ "$flavor" = debian ]; then
 -device pci-testdev,bus=pcie.0"
 else
 	truncate -s "$accel_mem_size" "$run_dir/accel-mem.raw"
+	hb_decoders=
+	[ "${VM_CXL_HB_DECODERS:-0}" = 1 ] && hb_decoders=,hdm_for_passthrough=true
 	qemu_opts="-nodefaults -M q35,cxl=on \
 -object memory-backend-file,id=cxl-mem1,share=on,mem-path=$run_dir/cxl-mem.raw,size=$cxl_mem_size \
 -object memory-backend-file,id=accel-mem1,share=on,mem-path=$run_dir/accel-mem.raw,size=$accel_mem_size \
--device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
+-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1$hb_decoders \
 -device cxl-rp,port=0,bus=cxl.1,id=root_port13,chassis=0,slot=2 \
 -device cxl-type3,bus=root_port13,volatile-memdev=cxl-mem1,id=cxl-vmem0 \
 -device pxb-cxl,bus_nr=20,bus=pcie.0,id=cxl.2 \
@@ -144,9 +159,19 @@ fi
 qemu_bin=${VM_QEMU:-$qemu_default}
 # The IOMMU goes first: QEMU gives a PCI device the IOMMU's address space only when the IOMMU
 # was created before it (virtme-ng adds its own devices before --qemu-opts).
+# Both vCPUs run in one TCG thread (round-robin TCG; VM_TCG_THREADS=multi for a thread per
+# vCPU). With a thread per vCPU, about one boot in ten on QEMU 10.0 ended with an idle vCPU
+# that its timer never woke (RCU: "timer wakeup didn't happen ... Possible timer handling
+# issue on cpu=1", the CPU in default_idle), and the guest hung. The suites run as fast either
+# way here (the DPA scrub step: 97.5 s both).
+tcg_opts=
+[ "${VM_TCG_THREADS:-single}" = single ] && tcg_opts="-accel tcg,thread=single"
+# A monitor socket, for the hang report (see below).
 cat >"$run_dir/qemu-system-x86_64" <<EOF
 #!/bin/bash
-"$qemu_bin" $iommu_opts "\$@"
+"$qemu_bin" $tcg_opts $iommu_opts -monitor unix:$run_dir/monitor.sock,server=on,wait=off "\$@" &
+echo \$! >"$run_dir/qemu.pid"
+wait \$!
 rc=\$?
 echo "\$rc" >"$run_dir/qemu-exit"
 exit "\$rc"
@@ -160,14 +185,60 @@ chmod +x "$run_dir/qemu-system-x86_64"
 accel=(--disable-kvm)
 [ "${VM_ACCEL:-tcg}" = kvm ] && accel=()
 
+# A VM that gives no result within VM_TIMEOUT seconds (default 900) is hung: vm-run injects
+# an NMI through QEMU's monitor, on which the guest panics (unknown_nmi_panic) and prints
+# every task's state and stack to the console (panic_print=1), keeps the vCPUs' registers
+# (P.registers with VM_LOG_PREFIX=P) and then stops QEMU. Nothing else sends the guest NMIs.
+hang_report() {
+	echo "vm-run: no result after ${VM_TIMEOUT:-900} s: NMI through the monitor; the guest panics and prints every task" >>"$run_dir/console"
+	python3 - "$run_dir/monitor.sock" >"$run_dir/registers" 2>&1 <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(5)
+def cmd(c):
+    s.sendall(c.encode() + b"\n")
+    out = b""
+    end = time.time() + 10
+    while time.time() < end:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if out.endswith(b"(qemu) "):
+            break
+    return out.decode(errors="replace")
+cmd("")
+print(cmd("info cpus"))
+print(cmd("info registers -a"))
+print(cmd("nmi"))
+PY
+	# Serial output under TCG: the task dump takes a while.
+	sleep "${VM_HANG_DUMP_WAIT:-30}"
+	kill "$(cat "$run_dir/qemu.pid" 2>/dev/null)" 2>/dev/null
+}
 set +e
-timeout "${VM_TIMEOUT:-900}" vng --run "$KBUILD" "${accel[@]}" --disable-microvm \
+vng --run "$KBUILD" "${accel[@]}" --disable-microvm \
 	--qemu "$run_dir/qemu-system-x86_64" \
 	--cpus 2 --memory 2G --rwdir /tmp --verbose \
-	--append "root=/dev/root $iommu_append ${VM_APPEND:-loglevel=7}" \
+	--append "root=/dev/root $iommu_append unknown_nmi_panic panic_print=1 ${VM_APPEND:-loglevel=7}" \
 	--qemu-opts="$qemu_opts" \
-	--exec "bash $REPO/scripts/guest-setup.sh $setup '$modargs' $run_dir $iommu" \
-	</dev/null >"$run_dir/console" 2>&1
+	--exec "bash $REPO/scripts/guest-setup.sh $setup '$modargs' $run_dir $iommu $cxl_stack" \
+	</dev/null >"$run_dir/console" 2>&1 &
+vng_pid=$!
+deadline=$((SECONDS + ${VM_TIMEOUT:-900}))
+while kill -0 "$vng_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+	sleep 1
+done
+if kill -0 "$vng_pid" 2>/dev/null; then
+	hang_report
+	sleep 10
+	kill "$vng_pid" 2>/dev/null
+fi
+wait "$vng_pid"
 vng_rc=$?
 set -e
 # The guest kernel log: the one saved after the command, else what the guest streamed.
@@ -177,6 +248,7 @@ set -e
 if [ -n "${VM_LOG_PREFIX:-}" ]; then
 	cp "$run_dir/console" "$VM_LOG_PREFIX.console"
 	cp "$run_dir/dmesg" "$VM_LOG_PREFIX.dmesg" 2>/dev/null || : >"$VM_LOG_PREFIX.dmesg"
+	[ ! -s "$run_dir/registers" ] || cp "$run_dir/registers" "$VM_LOG_PREFIX.registers"
 	touch "$run_dir/logs-saved"
 fi
 [ -n "${VM_MEM_OUT:-}" ] && mv "$run_dir/cxl-mem.raw" "$VM_MEM_OUT"
@@ -209,6 +281,8 @@ unknown) how="QEMU's exit status is unknown" ;;
 esac
 echo "vm-run: $how" >>"$run_dir/console"
 [ -n "${VM_LOG_PREFIX:-}" ] && cp "$run_dir/console" "$VM_LOG_PREFIX.console"
+# What the command printed before the VM died (its KTAP results so far).
+[ ! -s "$run_dir/out" ] || cat "$run_dir/out"
 echo "vm-run: the VM did not run the command (vng exit $vng_rc; $how); last lines of the console:" >&2
 tail -n 60 "$run_dir/console" >&2
 echo "vm-run: last lines of the guest kernel log:" >&2
