@@ -83,16 +83,20 @@ fn region_label(caps: &[Capability]) -> String {
 /// The CXL device capability, decoded: where the HDM registers are, the
 /// flags by name and the two CXL regions.
 fn describe_cxl_cap(c: &VfioDeviceInfoCapCxl) -> String {
+    // The driver reports 0xffffffff for a region the device does not have (no DPA region
+    // when firmware did not commit decoder 0, or committed one the driver refused).
+    let region = |index: u32| match index {
+        u32::MAX => "none".to_string(),
+        i => format!("{i} ({})", region_name(i)),
+    };
     format!(
-        "CXL: HDM registers in BAR{} at {:#x}, flags {:#x} [{}], DPA region {} ({}), COMP_REGS region {} ({})",
+        "CXL: HDM registers in BAR{} at {:#x}, flags {:#x} [{}], DPA region {}, COMP_REGS region {}",
         c.hdm_regs_bar_index,
         c.hdm_regs_offset,
         c.flags,
         cxl_cap_flags_str(c.flags),
-        c.dpa_region_index,
-        region_name(c.dpa_region_index),
-        c.comp_regs_region_index,
-        region_name(c.comp_regs_region_index)
+        region(c.dpa_region_index),
+        region(c.comp_regs_region_index)
     )
 }
 
@@ -482,6 +486,17 @@ mod tests {
             describe_cxl_cap(&c),
             "CXL: HDM registers in BAR0 at 0x1000, flags 0x1 [FIRMWARE_COMMITTED], \
              DPA region 9 (DEV0), COMP_REGS region 10 (DEV1)"
+        );
+        let none = VfioDeviceInfoCapCxl {
+            flags: 0,
+            dpa_region_index: u32::MAX,
+            comp_regs_region_index: 9,
+            ..c
+        };
+        assert_eq!(
+            describe_cxl_cap(&none),
+            "CXL: HDM registers in BAR0 at 0x1000, flags 0x0 [-], \
+             DPA region none, COMP_REGS region 9 (DEV0)"
         );
     }
 
