@@ -174,6 +174,10 @@ VM_ACCEL_DECODERS=4 VM_ACCEL_COMP_BLOCK=end vm_suite vm-accel-4dec-end -- bash -
 # (unbind, driver_override, bind) works, every reset path is clean with the stack loaded, and
 # the move back gives the host its memdev again.
 vm_suite vm-cxl-stack --setup fw -- tests/vm/cxl-stack.sh
+# A region the CXL core assembled on the firmware's decoders (host bridges with HDM decoders)
+# and kept after the move: the open fails with EBUSY and a log line with the commands that
+# release the range; after them the open succeeds.
+VM_CXL_HB_DECODERS=1 vm_suite vm-cxl-region --setup fw -- tests/vm/cxl-region.sh
 # The fallback: Debian's QEMU 7.2, its one host bridge with an HDM decoder, the type-3 alone.
 VM_QEMU_FLAVOR=debian vm_suite vm-cxl-qemu72 -- target/release/cxlvfio-cxl
 # No IOMMU (VFIO's no-IOMMU mode, no isolation): the CXL and smoke suites on both devices.

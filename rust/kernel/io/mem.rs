@@ -16,7 +16,7 @@ use crate::{
     bindings,
     error::{
         code::{EBUSY, EINVAL, EIO, ENOMEM},
-        Result,
+        from_err_ptr, Error, Result,
     },
     str::CString,
 };
@@ -90,16 +90,16 @@ impl CxlWindowRange {
 /// A claimed and write-back mapped range of host physical memory.
 ///
 /// [`DeviceMemory::claim`] requests the range from the iomem resource tree under a name (so
-/// that System RAM, another driver or a second claim conflict with it, and `/proc/iomem` shows
-/// the owner), then maps it. Drop unmaps and releases it.
+/// that System RAM, a CXL region, another driver or a second claim conflict with it, and
+/// `/proc/iomem` shows the owner), then maps it. Drop unmaps and releases it.
 ///
 /// Accesses are bounds-checked byte copies. The memory may also be mapped into user space, so
 /// its content can change at any time; no Rust reference to it is ever created.
 ///
 /// # Invariants
 ///
-/// - `[start, start + len)` is a busy iomem resource that `__request_region` created for this
-///   value, named by `name`, and released only in drop.
+/// - `[start, start + len)` is a busy iomem resource that `request_mem_region_within_desc`
+///   created for this value, named by `name`, and released only in drop.
 /// - `addr` is the start of a `memremap(MEMREMAP_WB)` mapping of the whole range, unmapped in
 ///   drop before the resource is released.
 pub struct DeviceMemory {
@@ -117,42 +117,80 @@ unsafe impl Send for DeviceMemory {}
 // SAFETY: `&self` methods only copy bytes in or out of the mapping (see `Send`).
 unsafe impl Sync for DeviceMemory {}
 
-/// Whether any part of `[start, start + len)` is System RAM.
-pub fn intersects_system_ram(start: u64, len: usize) -> bool {
-    // SAFETY: `region_intersects` only walks the resource tree under its lock.
-    let ret = unsafe {
-        bindings::region_intersects(
-            start,
-            len,
-            bindings::IORESOURCE_SYSTEM_RAM as _,
-            bindings::IORES_DESC_NONE as _,
-        )
-    };
-    ret != bindings::REGION_DISJOINT as i32
+/// Room for the names of the resources that hold a range (see [`ResourceOwner`]).
+const OWNER_LEN: usize = 192;
+
+/// The resources that hold a range [`DeviceMemory::claim`] wanted, as `/proc/iomem` nests
+/// them: the outermost first, then its descendants that overlap the range, joined by `" > "`
+/// (`"region0 > dax0.0 > System RAM (kmem)"`; at most four names, cut at 191 bytes).
+pub struct ResourceOwner {
+    names: [u8; OWNER_LEN],
+    len: usize,
+}
+
+impl ResourceOwner {
+    /// The names, outermost first, joined by `" > "`.
+    pub fn as_str(&self) -> &str {
+        let names = self.names.get(..self.len).unwrap_or(&[]);
+        core::str::from_utf8(names).unwrap_or("(a resource whose name is not UTF-8)")
+    }
+}
+
+impl core::fmt::Display for ResourceOwner {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why [`DeviceMemory::claim`] failed.
+pub enum ClaimError {
+    /// Someone else holds part of the range (`EBUSY`).
+    Busy(ResourceOwner),
+    /// The claim or the mapping failed with this error (`ENOMEM`, for instance).
+    Failed(Error),
+}
+
+impl From<ClaimError> for Error {
+    fn from(e: ClaimError) -> Self {
+        match e {
+            ClaimError::Busy(_) => EBUSY,
+            ClaimError::Failed(e) => e,
+        }
+    }
 }
 
 impl DeviceMemory {
     /// Claims `range` under `name` and maps it write-back.
     ///
-    /// Fails with `EBUSY` when any part of the range already belongs to someone (System RAM,
-    /// another driver, an earlier claim) and `ENOMEM` when it cannot be mapped; nothing is held
-    /// after a failure.
-    pub fn claim(range: &CxlWindowRange, name: CString) -> Result<Self> {
+    /// The claim nests only in the CXL window that contains the range
+    /// (`request_mem_region_within_desc`): it fails with [`ClaimError::Busy`], naming the
+    /// holders, when any part of the range already belongs to someone (System RAM, a CXL region
+    /// the host assembled, another driver, an earlier claim), and with `ENOMEM` when it cannot
+    /// be mapped; nothing is held after a failure.
+    pub fn claim(range: &CxlWindowRange, name: CString) -> core::result::Result<Self, ClaimError> {
         // The range is memory, page aligned and does not wrap (`CxlWindowRange` invariant).
         let (start, len) = (range.start, range.len);
-        // SAFETY: `iomem_resource` is the kernel's static root resource; `name` outlives the
-        // resource (it is stored next to it and dropped after its release).
+        let mut owner = [0u8; OWNER_LEN];
+        // SAFETY: `name` outlives the resource (it is stored next to it and dropped after its
+        // release); `owner` is writable for its whole length, which is passed with it.
         let res = unsafe {
-            bindings::__request_region(
-                core::ptr::addr_of_mut!(bindings::iomem_resource),
+            bindings::request_mem_region_within_desc(
                 start,
                 len as u64,
                 name.as_char_ptr(),
-                0,
+                bindings::IORES_DESC_CXL as _,
+                owner.as_mut_ptr().cast(),
+                owner.len(),
             )
         };
-        if res.is_null() {
-            return Err(EBUSY);
+        match from_err_ptr(res) {
+            Ok(_) => {}
+            Err(e) if e == EBUSY => {
+                // The C side writes a NUL-terminated string that fits the buffer.
+                let len = owner.iter().position(|&b| b == 0).unwrap_or(OWNER_LEN);
+                return Err(ClaimError::Busy(ResourceOwner { names: owner, len }));
+            }
+            Err(e) => return Err(ClaimError::Failed(e)),
         }
         // SAFETY: The range is ours (just claimed), is not System RAM (that would have
         // conflicted) and is memory the platform describes as such (`CxlWindowRange`), so
@@ -167,7 +205,7 @@ impl DeviceMemory {
                     len as u64,
                 )
             };
-            return Err(ENOMEM);
+            return Err(ClaimError::Failed(ENOMEM));
         };
         // INVARIANT: Both the claim and the mapping were just made.
         Ok(Self {

@@ -122,6 +122,18 @@ pub(crate) mod dpa;
 )]
 pub(crate) mod info;
 
+#[path = "../../../drivers/vfio/pci/cxl/model/release.rs"]
+#[warn(
+    clippy::missing_docs_in_private_items,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::float_arithmetic
+)]
+pub(crate) mod release;
+
 #[path = "../../../drivers/vfio/pci/cxl/model/restore.rs"]
 #[warn(
     clippy::missing_docs_in_private_items,

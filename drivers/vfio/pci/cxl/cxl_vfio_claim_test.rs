@@ -40,7 +40,8 @@ impl kernel::Module for ClaimTest {
         // Only ranges inside a CXL window can be claimed: the DPA ranges the tests need are.
         let claim = CxlWindowRange::find(start, size)
             .and_then(|range| {
-                DeviceMemory::claim(&range, CString::try_from(c_str!("cxl_vfio_claim_test"))?)
+                let name = CString::try_from(c_str!("cxl_vfio_claim_test"))?;
+                Ok(DeviceMemory::claim(&range, name)?)
             })
             .inspect_err(|e| pr_err!("cannot claim {:#x}+{:#x}: {:?}\n", start, size, e))?;
         pr_info!(

@@ -36,6 +36,7 @@ use crate::model::{
     comp_regs::FirmwareDecoder,
     dpa::{self as rules, Gate, RestoreOutcome, ScrubMap},
     regs::{CXL_CM_SIZE, CXL_DVSEC_CONTROL_OFFSET, CXL_DVSEC_CTRL_MEM_ENABLE},
+    release::ReleaseSteps,
     restore::{self, DecoderMismatch},
 };
 use crate::{
@@ -45,7 +46,7 @@ use crate::{
 use kernel::{
     delay::{cond_resched, msleep},
     dev_dbg, dev_err, dev_warn, fmt,
-    io::mem::{self, CxlWindowRange, DeviceMemory},
+    io::mem::{ClaimError, CxlWindowRange, DeviceMemory},
     pci,
     prelude::*,
     str::CString,
@@ -131,23 +132,30 @@ pub(crate) fn claim(pdev: &pci::Device, fw: &FirmwareDecoder) -> Result<DeviceMe
         )
     })?;
     let name = CString::try_from_fmt(fmt!("cxl-vfio-pci {}", pdev.name()))?;
-    DeviceMemory::claim(&range, name).inspect_err(|e| {
-        if *e == EBUSY {
-            let owner = if mem::intersects_system_ram(fw.base, size) {
-                "System RAM"
-            } else {
-                "another owner"
-            };
-            dev_err!(
-                pdev.as_dev(),
-                "DPA range [mem {:#x}-{:#x}] is busy ({}): not opening\n",
-                fw.base,
-                fw.base + fw.size - 1,
-                owner
-            );
-        } else {
-            dev_err!(pdev.as_dev(), "cannot map the DPA range: {:?}\n", e);
+    DeviceMemory::claim(&range, name).map_err(|e| {
+        match &e {
+            ClaimError::Busy(holders) => {
+                let steps = ReleaseSteps::new(holders.as_str());
+                let how = if steps.releasable() {
+                    "release it with"
+                } else {
+                    "not opening"
+                };
+                dev_err!(
+                    pdev.as_dev(),
+                    "DPA range [mem {:#x}-{:#x}] is busy: held by {}; {}: {}\n",
+                    fw.base,
+                    fw.base + fw.size - 1,
+                    holders,
+                    how,
+                    steps
+                );
+            }
+            ClaimError::Failed(err) => {
+                dev_err!(pdev.as_dev(), "cannot map the DPA range: {:?}\n", err)
+            }
         }
+        Error::from(e)
     })
 }
 

@@ -22,6 +22,7 @@ pub(crate) mod dpa;
 pub(crate) mod dvsec;
 pub(crate) mod info;
 pub(crate) mod regs;
+pub(crate) mod release;
 pub(crate) mod restore;
 pub(crate) mod sparse;
 pub(crate) mod window;

@@ -8,6 +8,7 @@ mod dvsec;
 mod fixtures;
 mod info;
 mod props;
+mod release;
 mod restore;
 mod sparse;
 mod window;

@@ -3282,7 +3282,9 @@ mod tests {
             text: text.to_string(),
         };
         assert_eq!(EBUSY_LOG_SUBSTRINGS, ["DPA range", "busy"]);
-        let good = "cxl-vfio-pci 0000:0d:00.0: DPA range [mem 0x110000000-0x11fffffff] is busy: claimed by another driver";
+        let good = "cxl-vfio-pci 0000:0d:00.0: DPA range [mem 0x110000000-0x11fffffff] is busy: \
+                    held by cxl_vfio_claim_test; not opening: no command releases it: \
+                    its owner is \"cxl_vfio_claim_test\"";
         assert!(is_busy_line(&rec(LOG_ERR, good), bdf));
         assert!(is_busy_line(&rec(0, good), bdf));
         // Too mild, other device, other driver, missing words.
