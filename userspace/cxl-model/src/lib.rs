@@ -158,5 +158,9 @@ pub(crate) mod restore;
 )]
 pub(crate) mod sparse;
 
+// The fuzz targets' view of the model (`fuzz/`): pub wrappers, only with the `fuzz` feature.
+#[cfg(feature = "fuzz")]
+pub mod fuzz_api;
+
 #[cfg(test)]
 mod tests;

@@ -402,6 +402,36 @@ fn register_locator_position_is_checked() {
 }
 
 #[test]
+fn dvsec_header_must_fit_in_config_space() {
+    // Found by the regloc fuzz target: a DVSEC said to start at 0xff8 or 0xffc had its header
+    // dwords read at 0x1000 and 0x1004, past config space. The fixture's reads panic there.
+    let mut cfg = Cfg::new(0);
+    for base in [0xff8, 0xffc] {
+        assert_eq!(
+            find_component_regs(base, &mut |p, s| cfg.read(p, s)),
+            Err(CapError::BadDvsecPosition(base)),
+            "base {base:#x}"
+        );
+        assert_eq!(
+            DvsecHeader::read(
+                base,
+                PCI_VENDOR_ID_CXL,
+                CXL_DVSEC_REG_LOCATOR,
+                &mut |p, s| cfg.read(p, s)
+            ),
+            Err(CapError::BadDvsecPosition(base))
+        );
+    }
+    assert_eq!(cfg.reads, 0, "nothing read");
+    // The last position whose header fits: a Register Locator with no entry.
+    regloc(&mut cfg, 0xff4, 0xc, &[]);
+    assert_eq!(
+        find_component_regs(0xff4, &mut |p, s| cfg.read(p, s)),
+        Err(CapError::RegLocatorTooShort(0xc))
+    );
+}
+
+#[test]
 fn hostile_capability_arrays_never_panic() {
     // Every single-dword corruption of the header, the entries and the HDM capability.
     let mut rng = Prng::new(7);

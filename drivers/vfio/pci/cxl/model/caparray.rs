@@ -114,9 +114,12 @@ impl DvsecHeader {
 }
 
 /// Whether a DVSEC may start at config-space position `base`: extended capabilities live at
-/// dword-aligned positions in 0x100..0x1000.
+/// dword-aligned positions in 0x100..0x1000, and the DVSEC header, up to the dword holding
+/// Header 2, must end inside config space before it is read.
 pub(crate) const fn dvsec_base_valid(base: u16) -> bool {
-    base % 4 == 0 && base >= PCI_CFG_SPACE_SIZE && base < PCI_CFG_SPACE_EXP_SIZE
+    base % 4 == 0
+        && base >= PCI_CFG_SPACE_SIZE
+        && base <= PCI_CFG_SPACE_EXP_SIZE - (PCI_DVSEC_HEADER2 + 4)
 }
 
 /// Whether a DVSEC of `length` bytes at `base` ends inside extended config space.
