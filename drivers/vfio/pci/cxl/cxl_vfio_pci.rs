@@ -499,13 +499,17 @@ impl vfio_pci::Driver for CxlVfioPci {
     }
 
     fn close_device(dev: &CloseDevice<'_, Self>) {
+        // Keeps the function (and the root port above it) powered from here to the restore:
+        // vfio-pci-core drops its runtime PM reference at the end of its close, and a resume
+        // after that would cost a D3hot exit of both, with the 100 ms wait for the link
+        // (PCIe r6.0 6.6.1), on every close.
+        let _pm = dev.pci_dev().runtime_pm_get();
         // No user mapping is left (each holds the device file); accesses stop here, before
         // vfio-pci-core disables and resets the device.
         dpa::shut(dev);
         dev.core_close_device();
         dpa::close(dev);
         // vfio-pci-core reset the function, which may have cleared decoder 0.
-        let _pm = dev.pci_dev().runtime_pm_get();
         dpa::restore_closed(dev);
     }
 
