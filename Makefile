@@ -4,10 +4,12 @@
 #   make test   run every test suite (host, VM smoke, in-kernel KUnit doctests)
 #   make vm-run CMD='...'   run any host command inside the test VM
 #   make repeat-dpa N=20    the DPA suite N times in a row, one VM each (flake hunt)
+#   make lifecycle          the long lifecycle loops (1000 open/close, 100 binds, 100 loads,
+#                           500 mixed resets) in one VM
 SHELL := /bin/bash
 # cargo-installed tools (bindgen) and the rustup toolchain, whatever PATH the caller has.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-.PHONY: all setup kernel tools qemu demo test vm-run repeat-dpa check fmt clean-kernel
+.PHONY: all setup kernel tools qemu demo test vm-run repeat-dpa lifecycle check fmt clean-kernel
 
 all: kernel tools
 
@@ -39,6 +41,9 @@ test:
 N ?= 20
 repeat-dpa: kernel tools
 	@scripts/repeat-vm-suite.sh $(N) -- target/release/cxlvfio-dpa
+
+lifecycle: kernel tools qemu
+	@scripts/vm-run.sh -- tests/vm/lifecycle.sh --long
 
 check: kernel
 	@scripts/check.sh

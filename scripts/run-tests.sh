@@ -170,6 +170,10 @@ VM_ACCEL_DECODERS=2 VM_ACCEL_COMP_BLOCK=start vm_suite vm-accel-2dec-start -- \
 VM_ACCEL_DECODERS=4 VM_ACCEL_COMP_BLOCK=end vm_suite vm-accel-4dec-end -- bash -c \
 	'target/release/cxlvfio-accel --expect-decoders 4 --expect-comp-block end &&
 	target/release/cxlvfio-cxl --device "$ACCEL_BDF" --expect-ids 1b36:00ca --expect-decoders 4'
+# The lifecycle looped: open/close cycles with faults and data checks, unbind/bind and
+# rmmod/modprobe cycles, the open and close times against disable_cxl=1 (ratios, printed).
+# `make lifecycle` runs the long version (1000 / 100 / 100, plus 500 mixed resets).
+vm_suite vm-lifecycle -- tests/vm/lifecycle.sh
 # The kernel's CXL stack takes the type-3 first, as on a real host; the move to cxl-vfio-pci
 # (unbind, driver_override, bind) works, every reset path is clean with the stack loaded, and
 # the move back gives the host its memdev again.
