@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test suite and end with one line: "N passed, N failed".
 #   1. host: cargo test of every host crate (register model, CEDT parser, UAPI lib)
+#   1b. fuzz: the register model's cargo fuzz targets, 15 s each (FUZZ_SECONDS)
 #   2. abi: the UAPI headers as `make headers_install` exports them, compiled as C
 #   3. static: rustfmt, clippy, no `unsafe`/`bindings::` in the driver, SAFETY comments
 #   4. the project's QEMU (built once, cached)
@@ -44,6 +45,16 @@ hf=$(sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\2/p' "
 # A crate that fails to build fails the suite (its tests report nothing).
 [ "$cargo_rc" = 0 ] || [ "${hf:-0}" != 0 ] || hf=1
 count host "${hp:-0}" "${hf:-0}"
+
+# 1b. The register model fuzzed (cargo fuzz, userspace/cxl-model/fuzz): every target for a
+#     bounded time from its checked-in seeds; a crash, leak, OOM or hang fails it.
+echo "== fuzzing the register model (scripts/fuzz-model.sh ${FUZZ_SECONDS:-15})"
+FUZZ_LOG_DIR="$logs/fuzz" scripts/fuzz-model.sh "${FUZZ_SECONDS:-15}" >"$logs/fuzz.ktap" 2>&1
+cat "$logs/fuzz.ktap"
+zp=$(grep -cE '^ok [0-9]+ ' "$logs/fuzz.ktap")
+zf=$(grep -cE '^not ok [0-9]+ ' "$logs/fuzz.ktap")
+[ "$zp" != 0 ] || [ "$zf" != 0 ] || zf=1
+count fuzz "$zp" "$zf"
 
 # 2. The ABI as userspace C sees it, from the headers `make headers_install` exports.
 echo "== ABI of the installed UAPI headers"
