@@ -12,7 +12,7 @@ set -u
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO" || exit 1
 
-PLAN=8
+PLAN=9
 n=0
 failed=0
 result() { # result NAME WHY: passes when WHY is empty
@@ -62,6 +62,25 @@ why=
 command -v cxl >/dev/null || why="no cxl tool (Debian's ndctl) in the VM"
 [ -n "$why" ] || [ -n "$(cxl_memdevs)" ] || why="cxl list -M shows no memdev of $bdf: $(cxl list -M 2>&1 | head -c 300)"
 result cxl_list_shows_memdev "$why"
+
+# The move's first step: delete the host's regions on the device while it is still the
+# host's. Behind QEMU's pass-through host bridges 6.12's assembly fails half-way and keeps
+# region0 on the range (cxl-vfio-pci would refuse the open; deleting it after the move is a
+# use-after-free in 6.12's CXL core). The endpoint port's probe assembles regions: wait for it.
+why=
+for _ in $(seq 50); do
+	ls -d /sys/bus/cxl/devices/endpoint*/driver >/dev/null 2>&1 && break
+	sleep 0.2
+done
+# `cxl list -Ri`: a region whose assembly failed is disabled, which `cxl list -R` leaves out.
+regions=$(cxl list -Ri 2>/dev/null | tr -d ' \t\n' | grep -o '"region":"region[0-9]*"' | cut -d'"' -f4 | xargs)
+echo "# host regions: ${regions:-none}"
+for r in $regions; do
+	cxl disable-region "$r" 2>&1 | sed 's/^/#   /'
+	echo "$r" >"$(readlink -f "/sys/bus/cxl/devices/$r/..")/delete_region" || why="cannot delete $r"
+done
+[ -n "$why" ] || [ -z "$(ls -d /sys/bus/cxl/devices/region* 2>/dev/null)" ] || why="a region is left: $(ls -d /sys/bus/cxl/devices/region* | xargs)"
+result host_regions_deleted "$why"
 
 why=
 if ! echo "$bdf" >/sys/bus/pci/drivers/cxl_pci/unbind; then
