@@ -118,11 +118,12 @@ unsafe impl Send for DeviceMemory {}
 unsafe impl Sync for DeviceMemory {}
 
 /// Room for the names of the resources that hold a range (see [`ResourceOwner`]).
-const OWNER_LEN: usize = 192;
+const OWNER_LEN: usize = 96;
 
 /// The resources that hold a range [`DeviceMemory::claim`] wanted, as `/proc/iomem` nests
 /// them: the outermost first, then its descendants that overlap the range, joined by `" > "`
-/// (`"region0 > dax0.0 > System RAM (kmem)"`; at most four names, cut at 191 bytes).
+/// (`"region0 > dax0.0 > System RAM (kmem)"`; at most four names, cut at 95 bytes, which
+/// keeps [`ClaimError`] small enough to return by value).
 pub struct ResourceOwner {
     names: [u8; OWNER_LEN],
     len: usize,
