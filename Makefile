@@ -4,12 +4,14 @@
 #   make test   run every test suite (host, VM smoke, in-kernel KUnit doctests)
 #   make vm-run CMD='...'   run any host command inside the test VM
 #   make repeat-dpa N=20    the DPA suite N times in a row, one VM each (flake hunt)
+#   make bench              one VM: open/close, reset, preads, faults per GiB and fault latency
+#                           (PUD, PMD, PTE), scrub cost, side by side with disable_cxl=1 (table + JSON)
 #   make lifecycle          the long lifecycle loops (1000 open/close, 100 binds, 100 loads,
 #                           500 mixed resets) in one VM
 SHELL := /bin/bash
 # cargo-installed tools (bindgen) and the rustup toolchain, whatever PATH the caller has.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-.PHONY: all setup kernel tools qemu demo test vm-run repeat-dpa lifecycle check fmt clean-kernel
+.PHONY: all setup kernel tools qemu demo test vm-run repeat-dpa lifecycle bench check fmt clean-kernel
 
 all: kernel tools
 
@@ -44,6 +46,9 @@ repeat-dpa: kernel tools
 
 lifecycle: kernel tools qemu
 	@scripts/vm-run.sh -- tests/vm/lifecycle.sh --long
+
+bench: kernel tools qemu
+	@scripts/bench.sh
 
 check: kernel
 	@scripts/check.sh

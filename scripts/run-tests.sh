@@ -159,6 +159,8 @@ vm_suite vm-dpa-no-scrub --modargs scrub_memory=0 -- \
 # System sleep: the driver's suspend and resume callbacks revoke and restore like a reset (one
 # sleep, both devices open and mapped through it).
 vm_suite vm-sleep -- bash -c 'target/release/cxlvfio-sleep --vm-console --also "$ACCEL_BDF"'
+# The same through iommufd and the device cdevs (the suite powers the VM off: a boot of its own).
+vm_suite vm-sleep-iommufd -- bash -c 'CXLVFIO_IOMMU=iommufd target/release/cxlvfio-sleep --vm-console --also "$ACCEL_BDF"'
 backend_check() { # backend_check SUITE BACKEND_FILE DPA_KTAP
 	echo "== $1 (device memory as QEMU stored it, checked on the host)"
 	target/release/cxlvfio backend-check "$2" "$3" >"$logs/$1.ktap" 2>&1
