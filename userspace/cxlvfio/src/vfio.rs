@@ -677,6 +677,23 @@ impl Device {
         })
     }
 
+    /// The first device-specific region of type `VFIO_REGION_TYPE_CXL` and `subtype` (the DPA
+    /// memory or COMP_REGS region), if the device has one.
+    pub fn cxl_region(&self, subtype: u32) -> io::Result<Option<RegionInfo>> {
+        let info = self.info()?;
+        for index in VFIO_PCI_NUM_REGIONS..info.num_regions {
+            let r = self.region_info(index)?;
+            if r.capabilities()
+                .iter()
+                .filter_map(|c| c.region_type())
+                .any(|t| t == (crate::cxl::VFIO_REGION_TYPE_CXL, subtype))
+            {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
     /// `VFIO_DEVICE_GET_REGION_INFO` for region `index`, including its capability chain.
     pub fn region_info(&self, index: u32) -> io::Result<RegionInfo> {
         let input = VfioRegionInfo {

@@ -28,9 +28,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cxlvfio::cli;
-use cxlvfio::cxl::VFIO_REGION_TYPE_CXL;
 use cxlvfio::mmap::{thread_faults, Mapping, PAGE_SIZE};
-use cxlvfio::uapi::{VFIO_PCI_NUM_REGIONS, VFIO_REGION_SUBTYPE_CXL};
+use cxlvfio::uapi::VFIO_REGION_SUBTYPE_CXL;
 use cxlvfio::{open_device, AttachedDevice, Device, RegionInfo};
 
 const USAGE: &str = "usage: cxlvfio-bench [--device <BDF>]\n\
@@ -66,23 +65,9 @@ fn ms(d: Duration) -> String {
 }
 
 fn dpa_region(dev: &Device) -> Result<RegionInfo, String> {
-    let info = dev
-        .info()
-        .map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
-    for index in VFIO_PCI_NUM_REGIONS..info.num_regions {
-        let r = dev
-            .region_info(index)
-            .map_err(|e| format!("region {index}: {e}"))?;
-        let is_dpa = r
-            .capabilities()
-            .iter()
-            .filter_map(|c| c.region_type())
-            .any(|t| t == (VFIO_REGION_TYPE_CXL, VFIO_REGION_SUBTYPE_CXL));
-        if is_dpa {
-            return Ok(r);
-        }
-    }
-    Err("no DPA region".into())
+    dev.cxl_region(VFIO_REGION_SUBTYPE_CXL)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no DPA region".into())
 }
 
 /// An open device, its DPA region, and a page of it already scrubbed (the last one) for probes.

@@ -25,10 +25,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use cxlvfio::cli;
-use cxlvfio::cxl::VFIO_REGION_TYPE_CXL;
 use cxlvfio::mmap::{thread_faults, Mapping};
-use cxlvfio::uapi::{VFIO_PCI_NUM_REGIONS, VFIO_REGION_SUBTYPE_CXL};
-use cxlvfio::{kmsg, ktap::Ktap, open_device, Device, RegionInfo};
+use cxlvfio::uapi::VFIO_REGION_SUBTYPE_CXL;
+use cxlvfio::{kmsg, ktap::Ktap, open_device};
 
 const USAGE: &str =
     "usage: cxlvfio-lifecycle [--device <BDF>] [--cycles N] [--expect-no-scrub] [--label NAME]\n\
@@ -83,26 +82,6 @@ fn parse_args() -> Result<Args, ExitCode> {
     })
 }
 
-/// The DPA region of an open device, if it has one.
-fn dpa_region(dev: &Device) -> Result<Option<RegionInfo>, String> {
-    let info = dev
-        .info()
-        .map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
-    for index in VFIO_PCI_NUM_REGIONS..info.num_regions {
-        let r = dev
-            .region_info(index)
-            .map_err(|e| format!("region {index}: {e}"))?;
-        if r.capabilities()
-            .iter()
-            .filter_map(|c| c.region_type())
-            .any(|t| t == (VFIO_REGION_TYPE_CXL, VFIO_REGION_SUBTYPE_CXL))
-        {
-            return Ok(Some(r));
-        }
-    }
-    Ok(None)
-}
-
 /// The value cycle `cycle` writes at touched chunk `chunk`.
 fn tag(cycle: u32, chunk: usize) -> u64 {
     0xc7c1_e000_0000_0000 | (u64::from(cycle) << 8) | chunk as u64
@@ -143,7 +122,10 @@ fn cycle(args: &Args, n: u32, totals: &mut Totals) -> Result<(), String> {
     let start = Instant::now();
     let dev = open_device(&args.bdf).map_err(|e| format!("cycle {n}: open: {e}"))?;
     totals.open.0.push(start.elapsed());
-    if let Some(dpa) = dpa_region(&dev).map_err(|e| format!("cycle {n}: {e}"))? {
+    if let Some(dpa) = dev
+        .cxl_region(VFIO_REGION_SUBTYPE_CXL)
+        .map_err(|e| format!("cycle {n}: {e}"))?
+    {
         totals.dpa_size = Some(dpa.size);
         let len = usize::try_from(dpa.size).map_err(|_| "DPA region too large")?;
         let map = Mapping::shared_aligned(dev.as_fd(), dpa.offset, len, CHUNK, 0)

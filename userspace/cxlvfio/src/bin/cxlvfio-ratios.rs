@@ -28,11 +28,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use cxlvfio::cli;
-use cxlvfio::cxl::VFIO_REGION_TYPE_CXL;
 use cxlvfio::mmap::{thread_faults, Mapping, PAGE_SIZE};
 use cxlvfio::uapi::{
-    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_NUM_REGIONS, VFIO_REGION_SUBTYPE_CXL,
-    VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
+    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_REGION_SUBTYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
 };
 use cxlvfio::{open_device, AttachedDevice, Device, RegionInfo};
 
@@ -65,26 +63,6 @@ fn ms(d: Duration) -> String {
 
 fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
-}
-
-/// The CXL region of `subtype`, if the device has one.
-fn cxl_region(dev: &Device, subtype: u32) -> Result<Option<RegionInfo>, String> {
-    let info = dev
-        .info()
-        .map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
-    for index in VFIO_PCI_NUM_REGIONS..info.num_regions {
-        let r = dev
-            .region_info(index)
-            .map_err(|e| format!("region {index}: {e}"))?;
-        if r.capabilities()
-            .iter()
-            .filter_map(|c| c.region_type())
-            .any(|t| t == (VFIO_REGION_TYPE_CXL, subtype))
-        {
-            return Ok(Some(r));
-        }
-    }
-    Ok(None)
 }
 
 /// Median of `n` timed runs of `op`.
@@ -142,7 +120,10 @@ fn registers(dev: &AttachedDevice, out: &Out<'_>) -> Result<(), String> {
         })
     };
     out.put("config_pread_us", us(pread_at(config.offset)?));
-    if let Some(comp) = cxl_region(dev, VFIO_REGION_SUBTYPE_CXL_COMP_REGS)? {
+    if let Some(comp) = dev
+        .cxl_region(VFIO_REGION_SUBTYPE_CXL_COMP_REGS)
+        .map_err(|e| e.to_string())?
+    {
         out.put(
             "comp_regs_pread_us",
             us(pread_at(
@@ -254,7 +235,9 @@ fn run(bdf: &str, phase: &str, with_faults: bool, with_scrub: bool) -> Result<()
     open_close(bdf, &out)?;
     let dev = open_device(bdf).map_err(|e| format!("open: {e}"))?;
     registers(&dev, &out)?;
-    let dpa = cxl_region(&dev, VFIO_REGION_SUBTYPE_CXL)?;
+    let dpa = dev
+        .cxl_region(VFIO_REGION_SUBTYPE_CXL)
+        .map_err(|e| e.to_string())?;
     out.put("dpa_mib", dpa.as_ref().map_or(0, |r| r.size >> 20));
     if with_faults || with_scrub {
         let dpa = dpa.ok_or("no DPA region")?;
