@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod gen;
 pub mod hostaddr;
+pub mod invariants;
 pub mod ops;
 pub mod ring;
 pub mod rng;
