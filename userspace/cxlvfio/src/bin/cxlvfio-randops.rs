@@ -126,6 +126,13 @@ fn setup_device(
         info.pm_cap.map_or("none".into(), |p| format!("at {p:#x}")),
         if info.has_reset { "yes" } else { "no" },
     );
+    let mut summary = summary;
+    if !addrs.skipped().is_empty() {
+        summary.push_str(&format!(
+            "; host addresses too common to look for: {}",
+            addrs.skipped().join(", ")
+        ));
+    }
     Ok((
         DevShared {
             bdf: bdf.to_string(),

@@ -5,9 +5,11 @@
 //! 64-bit address is split in two 32-bit registers in both layouts that could
 //! carry it: low word first (HDM decoder Base Low / Base High, and any 64-bit
 //! field of an info reply) or high word first (the DVSEC's Range Base High /
-//! Range Base Low). The scanner looks for both at every byte offset, and for the
-//! address with bits 27:0 cleared (what a Base Low register keeps) too. An
-//! address below 4 GiB is looked for as a single 32-bit word.
+//! Range Base Low). The scanner looks for both at every 4-byte aligned offset (every
+//! register and every info field is aligned so). An address below 4 GiB is looked for
+//! as a single 32-bit word. A layout with fewer than two non-zero bytes (an address
+//! like 0x8_0000_0000) is not looked for: such bytes are everywhere (a flags word of
+//! 0x8 before a zero word), and finding them would prove nothing.
 //!
 //! Registers are read 4 bytes at a time, so no single read holds both halves:
 //! [`Image`] keeps the last bytes read at each offset of a register space and the
@@ -45,54 +47,48 @@ impl std::fmt::Display for Hit {
     }
 }
 
-/// Mask of the bits a decoder's or DVSEC range's Base Low register keeps.
-const BASE_LO_KEEP: u64 = 0xffff_ffff_f000_0000;
-
 /// The set of addresses to look for.
 #[derive(Debug, Clone, Default)]
 pub struct HostAddrs {
     addrs: Vec<u64>,
     needles: Vec<(String, u64, &'static str, Vec<u8>)>,
+    skipped: Vec<String>,
 }
 
 impl HostAddrs {
     /// Looks for each of `addrs`; zero addresses are skipped (nothing to leak, and zero
-    /// bytes are everywhere).
+    /// bytes are everywhere), and so are layouts too common to mean anything (see the
+    /// module docs; [`HostAddrs::skipped`] lists them).
     pub fn new(addrs: &[HostAddr]) -> Self {
-        let mut needles = Vec::new();
-        let mut kept = Vec::new();
+        let mut h = HostAddrs::default();
         for a in addrs.iter().filter(|a| a.addr != 0) {
-            kept.push(a.addr);
-            if a.addr >> 32 == 0 {
-                // Only as a whole word: bits 31:28 alone would be everywhere.
-                let word = (a.addr as u32).to_le_bytes().to_vec();
-                needles.push((a.name.clone(), a.addr, "32-bit word", word));
-                continue;
-            }
-            let mut values = vec![(a.addr, false)];
-            let masked = a.addr & BASE_LO_KEEP;
-            if masked != a.addr {
-                values.push((masked, true));
-            }
-            for (v, m) in values {
-                let (lo, hi) = (v as u32, (v >> 32) as u32);
-                let (lo_first, hi_first) = if m {
+            h.addrs.push(a.addr);
+            let (lo, hi) = (a.addr as u32, (a.addr >> 32) as u32);
+            let layouts: Vec<(&'static str, Vec<u8>)> = if hi == 0 {
+                vec![("32-bit word", lo.to_le_bytes().to_vec())]
+            } else {
+                vec![
+                    ("low word first", a.addr.to_le_bytes().to_vec()),
                     (
-                        "low word first, bits 27:0 cleared",
-                        "high word first, bits 27:0 cleared",
-                    )
+                        "high word first",
+                        [hi.to_le_bytes(), lo.to_le_bytes()].concat(),
+                    ),
+                ]
+            };
+            for (layout, bytes) in layouts {
+                if bytes.iter().filter(|&&b| b != 0).count() < 2 {
+                    h.skipped.push(format!("{} {:#x} {layout}", a.name, a.addr));
                 } else {
-                    ("low word first", "high word first")
-                };
-                needles.push((a.name.clone(), a.addr, lo_first, v.to_le_bytes().to_vec()));
-                let swapped = [hi.to_le_bytes(), lo.to_le_bytes()].concat();
-                needles.push((a.name.clone(), a.addr, hi_first, swapped));
+                    h.needles.push((a.name.clone(), a.addr, layout, bytes));
+                }
             }
         }
-        HostAddrs {
-            addrs: kept,
-            needles,
-        }
+        h
+    }
+
+    /// The layouts not looked for, as `name address layout`.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     /// Whether there is anything to look for.
@@ -100,14 +96,24 @@ impl HostAddrs {
         self.needles.is_empty()
     }
 
-    /// The first host address in `buf`, if any.
+    /// The first host address in `buf` at a 4-byte aligned offset, if any.
     pub fn scan(&self, buf: &[u8]) -> Option<Hit> {
+        self.scan_from(buf, 0)
+    }
+
+    /// Like [`HostAddrs::scan`] for `buf` taken from offset `origin` of a larger space:
+    /// alignment counts from the space's start, and the hit's offset is in the space.
+    pub fn scan_from(&self, buf: &[u8], origin: usize) -> Option<Hit> {
         for (name, addr, layout, bytes) in &self.needles {
-            if let Some(at) = buf.windows(bytes.len()).position(|w| w == &bytes[..]) {
+            let first = (4 - origin % 4) % 4;
+            let found = (first..buf.len())
+                .step_by(4)
+                .find(|&i| buf[i..].starts_with(bytes));
+            if let Some(i) = found {
                 return Some(Hit {
                     name: name.clone(),
                     addr: *addr,
-                    at,
+                    at: origin + i,
                     layout,
                 });
             }
@@ -181,10 +187,7 @@ impl Image {
         self.bytes[off..end].copy_from_slice(&data[..end - off]);
         let from = off.saturating_sub(7);
         let to = (end + 7).min(self.bytes.len());
-        addrs.scan(&self.bytes[from..to]).map(|mut h| {
-            h.at += from;
-            h
-        })
+        addrs.scan_from(&self.bytes[from..to], from)
     }
 
     /// The whole image.
@@ -230,51 +233,60 @@ mod tests {
             (0x10, "low word first", "DPA base")
         );
         assert!(h.to_string().contains("0x290000000"), "{h}");
-        // DVSEC Range Base High at 0x20, Low at 0x24, at an odd place too.
+        // DVSEC Range Base High at 0x20, Low at 0x24.
         let mut buf = vec![0u8; 64];
-        buf[0x21..0x25].copy_from_slice(&2u32.to_le_bytes());
-        buf[0x25..0x29].copy_from_slice(&0x9000_0000u32.to_le_bytes());
+        buf[0x20..0x24].copy_from_slice(&2u32.to_le_bytes());
+        buf[0x24..0x28].copy_from_slice(&0x9000_0000u32.to_le_bytes());
         let h = a.scan(&buf).unwrap();
-        assert_eq!((h.at, h.layout), (0x21, "high word first"));
+        assert_eq!((h.at, h.layout), (0x20, "high word first"));
+        // Alignment counts from the start of the space the bytes came from.
+        assert_eq!(a.scan_from(&buf[0x1e..], 0x1e).map(|h| h.at), Some(0x20));
+        assert_eq!(a.scan_from(&buf[0x1e..], 0x1f), None);
+        // Not at a register boundary: no register holds it.
+        let mut odd = vec![0u8; 64];
+        odd[0x21..0x29].copy_from_slice(&buf[0x20..0x28]);
+        assert_eq!(a.scan(&odd), None);
     }
 
     #[test]
-    fn finds_32_bit_and_masked_addresses() {
+    fn finds_32_bit_addresses_and_skips_common_layouts() {
         let a = HostAddrs::new(&[
             HostAddr {
                 name: "component BAR".into(),
                 addr: 0xfe80_4000,
             },
             HostAddr {
-                name: "DPA base".into(),
-                addr: 0x2_9400_0000,
+                name: "big BAR".into(),
+                addr: 0x8_0000_0000,
             },
         ]);
         let mut buf = vec![0u8; 16];
-        buf[3..7].copy_from_slice(&0xfe80_4000u32.to_le_bytes());
+        buf[4..8].copy_from_slice(&0xfe80_4000u32.to_le_bytes());
         let h = a.scan(&buf).unwrap();
         assert_eq!(
             (h.at, h.name.as_str(), h.layout),
-            (3, "component BAR", "32-bit word")
+            (4, "component BAR", "32-bit word")
         );
-        // What a Base Low register keeps of the DPA base: bits 31:28.
-        let mut buf = vec![0u8; 16];
-        buf[4..8].copy_from_slice(&0x9000_0000u32.to_le_bytes());
-        buf[8..12].copy_from_slice(&2u32.to_le_bytes());
+        // 0x8_0000_0000 has one non-zero byte in either layout: not looked for.
         assert_eq!(
-            a.scan(&buf).map(|h| h.layout),
-            Some("low word first, bits 27:0 cleared")
+            a.skipped(),
+            &[
+                "big BAR 0x800000000 low word first".to_string(),
+                "big BAR 0x800000000 high word first".to_string()
+            ]
         );
-        // A 32-bit address's top bits alone are no match: they are everywhere.
         let mut buf = vec![0u8; 16];
-        buf[4..8].copy_from_slice(&0xf000_0000u32.to_le_bytes());
+        buf[0] = 8;
+        buf[12] = 8;
         assert_eq!(a.scan(&buf), None);
         // Halves alone, apart, or a neighbour value are no match.
+        let d = addrs();
         let mut buf = vec![0u8; 32];
-        buf[0..4].copy_from_slice(&0x9400_0000u32.to_le_bytes());
+        buf[0..4].copy_from_slice(&0x9000_0000u32.to_le_bytes());
         buf[12..16].copy_from_slice(&2u32.to_le_bytes());
         buf[20..24].copy_from_slice(&0xfe80_4001u32.to_le_bytes());
-        assert_eq!(a.scan(&buf), None);
+        assert_eq!(d.scan(&buf), None);
+        assert!(d.skipped().is_empty());
     }
 
     #[test]

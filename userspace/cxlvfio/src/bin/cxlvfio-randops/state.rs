@@ -573,3 +573,65 @@ pub fn names(errnos: &[i32]) -> String {
         .collect::<Vec<_>>()
         .join("|")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cxlvfio::randops::ops::Op;
+
+    #[test]
+    fn expect_sorts_errnos() {
+        let einval = || io::Error::from_raw_os_error(libc::EINVAL);
+        assert_eq!(expect(Ok(3), &[], "x").unwrap(), Ok(3));
+        assert_eq!(
+            expect::<()>(Err(einval()), &[libc::EINVAL], "x").unwrap(),
+            Err(libc::EINVAL)
+        );
+        let e = expect::<()>(Err(einval()), &[libc::EIO, libc::EFAULT], "pread").unwrap_err();
+        assert!(e.starts_with("pread: EINVAL"), "{e}");
+        assert!(e.ends_with("expected EIO|EFAULT"), "{e}");
+        let e = expect::<()>(Err(io::Error::other("no errno")), &[], "y").unwrap_err();
+        assert_eq!(e, "y: no errno");
+        assert_eq!(names(&[]), "success");
+        assert_eq!(errno_name(9999), "errno 9999");
+    }
+
+    #[test]
+    fn stats_merge_and_lines() {
+        let mut a = Stats::default();
+        let mut b = Stats::default();
+        a.ops[Op::Reset.index()].ok = 2;
+        b.ops[Op::Reset.index()].ok = 1;
+        *b.ops[Op::DpaEdge.index()]
+            .errnos
+            .entry(libc::EINVAL)
+            .or_default() += 4;
+        b.ops[Op::Touch.index()].skipped = 1;
+        a.merge(&b);
+        assert_eq!(a.total(), 8);
+        let lines = a.lines();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("dpa_edge") && l.contains("EINVAL=4")));
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("reset") && l.contains("ok=3")));
+    }
+
+    #[test]
+    fn families_and_failures() {
+        assert_eq!(Family::ALL.len(), 6);
+        assert!(!Family::Ops.fatal());
+        assert!(Family::Dpa.fatal() && Family::HostAddr.fatal());
+        let f: Failure = "x".into();
+        assert_eq!(f.family, Family::Ops);
+        let r = Region {
+            index: 9,
+            offset: 9 << 40,
+            size: 0x1000,
+            flags: 0,
+        };
+        assert_eq!(r.pos(0x10), (9 << 40) + 0x10);
+    }
+}

@@ -157,6 +157,32 @@ impl Xcx<'_> {
     }
 }
 
+impl Xcx<'_> {
+    /// In low power with a wake-up eventfd: a DPA pread wakes the device and then reads the
+    /// data (documented); EIO is tolerated and noted (the wake-up may race the access).
+    fn dpa_wakes(&mut self, notes: &mut Vec<String>) -> Result<(), Failure> {
+        let dpa = self.core.info.dpa;
+        let dev = self.core.dev.as_ref().ok_or("the device is closed")?;
+        let td = self.core.threads[self.t]
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner());
+        if !td.shadow.unknown_chunks(0, 8).is_empty() {
+            return Ok(());
+        }
+        match pread_once(dev.device(), dpa.pos(td.slice_off), 8) {
+            Ok(b) => {
+                td.shadow.check(0, &b).map_err(|m| {
+                    Failure::new(Family::Dpa, format!("a pread that woke the device: {m}"))
+                })?;
+                notes.push("a pread woke the device".into());
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => notes.push("pread: EIO".into()),
+            Err(e) => return Err(format!("a DPA pread in low power with wake-up: {e}").into()),
+        }
+        Ok(())
+    }
+}
+
 /// Runs one exclusive operation.
 pub fn run(op: Op, x: &mut Xcx<'_>) -> XResult {
     match op {
@@ -168,6 +194,10 @@ pub fn run(op: Op, x: &mut Xcx<'_>) -> XResult {
     }
 }
 
+/// `LOW_POWER_ENTRY`: mappings fault with SIGBUS, pread and pwrite fail with EIO until
+/// `LOW_POWER_EXIT`. `LOW_POWER_ENTRY_WITH_WAKEUP`: the same for faults, but a region access
+/// (which resumes the device) is a wake-up: vfio-pci-core signals the eventfd and leaves low
+/// power, and the access then restores the DPA region and works.
 fn low_power_window(x: &mut Xcx<'_>) -> XResult {
     let wakeup = x.rng.chance(1, 4);
     let efd = ioeventfd::eventfd().map_err(|e| format!("eventfd: {e}"))?;
@@ -179,10 +209,8 @@ fn low_power_window(x: &mut Xcx<'_>) -> XResult {
         // struct vfio_device_feature + struct vfio_device_low_power_entry_with_wakeup.
         let mut buf = [0u8; 16];
         buf[..4].copy_from_slice(&16u32.to_ne_bytes());
-        buf[4..8].copy_from_slice(
-            &(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP)
-                .to_ne_bytes(),
-        );
+        let flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP;
+        buf[4..8].copy_from_slice(&flags.to_ne_bytes());
         buf[8..12].copy_from_slice(&efd.as_raw_fd().to_ne_bytes());
         x.dev()?.feature_raw(&mut buf)
     } else {
@@ -190,31 +218,35 @@ fn low_power_window(x: &mut Xcx<'_>) -> XResult {
     };
     entered.map_err(|e| format!("LOW_POWER_ENTRY: {e}"))?;
     let mut notes = Vec::new();
-    let mut result = x.dpa_refused("in low power");
-    if result.is_ok() {
-        if let Some(m) = x.some_dpa_map() {
-            result = x
-                .probe_faults("DPA mapping in low power", m)
-                .map(|n| notes.push(n));
-        }
+    let mut result = Ok(());
+    // Faults first: they never wake the device.
+    if let Some(m) = x.some_dpa_map() {
+        result = x
+            .probe_faults("DPA mapping in low power", m)
+            .map(|n| notes.push(n));
     }
-    if result.is_ok() && x.rng.chance(1, 4) {
-        // A second entry while in low power: refused or accepted, never a crash.
-        let r = expect(
+    if result.is_ok() && !wakeup && x.rng.chance(1, 4) {
+        // A second entry while in low power: refused, never a crash.
+        match expect(
             x.dev()?.low_power_entry(),
             &[libc::EINVAL, libc::EBUSY],
             "a second LOW_POWER_ENTRY",
-        );
-        result = r
-            .map(|r| {
-                notes.push(format!(
-                    "second entry: {}",
-                    r.map_or_else(errno_name, |_| "ok".into())
-                ))
-            })
-            .map_err(Failure::from);
+        ) {
+            Ok(r) => notes.push(format!(
+                "second entry: {}",
+                r.map_or_else(errno_name, |_| "accepted".into())
+            )),
+            Err(e) => result = Err(e.into()),
+        }
     }
-    // Always leave low power, whatever failed above.
+    if result.is_ok() {
+        result = if wakeup {
+            x.dpa_wakes(&mut notes)
+        } else {
+            x.dpa_refused("in low power")
+        };
+    }
+    // Always leave low power, whatever failed above (after a wake-up it changes nothing).
     let exit = x
         .dev()?
         .low_power_exit()
