@@ -374,7 +374,13 @@ fn is_mem_bar(bdf: &str, index: u32) -> bool {
 
 fn reopen(x: &mut Xcx<'_>) -> XResult {
     x.log("close and reopen".into());
-    reopen_core(x.ds, x.core, x.shared.threads, x.shared.chunks)?;
+    if let Err(f) = reopen_core(x.ds, x.core, x.shared.threads, x.shared.chunks) {
+        // Every later op on the device would fail for the same reason: stop here.
+        x.shared
+            .abort
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        return Err(f);
+    }
     Ok(Outcome::Ok("reopened".into()))
 }
 
