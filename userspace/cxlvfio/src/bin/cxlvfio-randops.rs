@@ -417,6 +417,15 @@ fn run(o: Options) -> bool {
     for f in check::check_process(&shared, "after the close") {
         shared.fail(f, None);
     }
+    if shared.kmsg_mark.is_none() {
+        shared.fail(
+            Failure::new(
+                Family::Kmsg,
+                "the kernel log could not be read at the start",
+            ),
+            None,
+        );
+    }
     let ok = report(&shared, &o, &stats, elapsed);
     let ktap = shared.out.into_inner().unwrap_or_else(|e| e.into_inner());
     ktap.finish();
