@@ -2,10 +2,9 @@
 """Drive QEMU through qtest and QMP (host-only checks, no guest runs)."""
 import json, os, socket, subprocess, sys, time
 
-QEMU = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                    '../build/qemu-system-x86_64')
-MOCK = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                    'vfio-cxl-mock.so')
+# The QEMU under test and the mock built from vfio-cxl-mock.c (run.sh sets both).
+QEMU = os.environ['QEMU']
+MOCK = os.environ['VFIO_CXL_MOCK']
 
 
 class VM:
