@@ -12,5 +12,10 @@ trap 'rm -rf "$build"' EXIT
 # The UAPI headers of the QEMU tree (the host's may predate iommufd).
 headers=$(cd "$(dirname "$QEMU")/../src/linux-headers" && pwd)
 gcc -O2 -I"$headers" -Wall -Werror -shared -fPIC -o "$build/vfio-cxl-mock.so" "$here/vfio-cxl-mock.c" -ldl
-mkdir -p /tmp/vfio-cxl-mock
+# The fake sysfs devices test.py names: DIR/devN/iommu_group -> .../groups/(100 + N).
+rm -rf /tmp/vfio-cxl-mock
+for n in 0 1; do
+	mkdir -p "/tmp/vfio-cxl-mock/dev$n"
+	ln -s "/tmp/vfio-cxl-mock/groups/10$n" "/tmp/vfio-cxl-mock/dev$n/iommu_group"
+done
 QEMU=$QEMU VFIO_CXL_MOCK=$build/vfio-cxl-mock.so python3 "$here/test.py" "$@"
