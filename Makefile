@@ -1,6 +1,9 @@
 # cxl-vfio-pci: build, try and test the driver.
 #   make demo   build everything if needed, boot the CXL test VM, bind the device
 #               and show it through VFIO
+#   make demo-guest   the same VM starts the project's QEMU with the device assigned to a
+#               nested guest, which shows lspci -vv, cxl list and a write and read of device
+#               memory; then where the data landed
 #   make test   run every test suite (host, VM smoke, in-kernel KUnit doctests)
 #   make vm-run CMD='...'   run any host command inside the test VM
 #   make repeat-dpa N=20    the DPA suite N times in a row, one VM each (flake hunt)
@@ -11,7 +14,7 @@
 SHELL := /bin/bash
 # cargo-installed tools (bindgen) and the rustup toolchain, whatever PATH the caller has.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-.PHONY: all setup kernel tools qemu demo test vm-run repeat-dpa lifecycle bench check fmt clean-kernel
+.PHONY: all setup kernel tools qemu demo demo-guest test vm-run repeat-dpa lifecycle bench check fmt clean-kernel
 
 all: kernel tools
 
@@ -31,6 +34,9 @@ tools: setup
 
 demo:
 	@scripts/demo.sh
+
+demo-guest:
+	@scripts/demo-guest.sh
 
 # CMD is run by bash in the guest, unexpanded by make (so $$CXL_BDF stays for the guest).
 vm-run: kernel tools

@@ -100,6 +100,16 @@ fi
 if [ -x "$qemu" ]; then
 	echo "run-tests: $qemu"
 	count qemu-build 1 0
+	# The series' vfio-pci CXL code on the host, against an LD_PRELOAD mock of the driver's
+	# UAPI (qtest and QMP, no guest): placement, errors, resets, unplug, no DMA map of the DPA.
+	echo "== qemu-mock (log: $logs/qemu-mock.log)"
+	qemu/tests/mock/run.sh "$qemu" >"$logs/qemu-mock.log" 2>&1
+	rc=$?
+	grep -E '^(ok |FAIL )' "$logs/qemu-mock.log"
+	mp=$(grep -c '^ok ' "$logs/qemu-mock.log") mf=$(grep -c '^FAIL ' "$logs/qemu-mock.log")
+	[ "$rc" = 0 ] || [ "$mf" != 0 ] || { mf=1; tail -n 20 "$logs/qemu-mock.log"; }
+	[ "$mp" != 0 ] || mf=$((mf + 1))
+	count qemu-mock "$mp" "$mf"
 else
 	echo "run-tests: the project's QEMU could not be built; see $logs/qemu-build.log"
 	tail -n 20 "$logs/qemu-build.log" 2>/dev/null
@@ -195,6 +205,35 @@ vm_suite vm-cxl-stack --setup fw -- tests/vm/cxl-stack.sh
 # and kept after the move: the open fails with EBUSY and a log line with the commands that
 # release the range; after them the open succeeds.
 VM_CXL_HB_DECODERS=1 vm_suite vm-cxl-region --setup fw -- tests/vm/cxl-region.sh
+# A nested guest in the project's QEMU, with a device assigned through cxl-vfio-pci, uses its
+# memory (tests/vm/nested.sh; about 4 min a boot): the accelerator through type1 with
+# scrub_memory=0 (the guest reads what the test VM wrote before it started), the type-3
+# through iommufd with scrubbing (it reads zero there). The outer host then finds the words
+# the guest left in the device's memory backend file.
+nested_logs=$logs
+case $nested_logs in /tmp/*) ;; *) nested_logs=/tmp ;; esac # the VM writes only below /tmp
+if scripts/l2-initramfs.sh "$logs/l2-initramfs.cpio" >"$logs/l2-initramfs.log" 2>&1; then
+	VM_ACCEL_MEM_OUT="$logs/nested-accel-mem.raw" vm_suite vm-nested-accel --modargs scrub_memory=0 -- \
+		tests/vm/nested.sh --type accel --iommu type1 --initramfs "$logs/l2-initramfs.cpio" --log-dir "$nested_logs"
+	VM_MEM_OUT="$logs/nested-cxl-mem.raw" vm_suite vm-nested-cxl -- \
+		tests/vm/nested.sh --type cxl --iommu iommufd --initramfs "$logs/l2-initramfs.cpio" --log-dir "$nested_logs"
+	for dev in accel cxl; do
+		bp=0 bf=0
+		while read -r off want; do
+			got=$(od -A n -t x4 -j "$((off))" -N 4 "$logs/nested-$dev-mem.raw" 2>/dev/null | tr -d ' ')
+			if [ -n "$got" ] && [ "$((0x$got))" = "$((want))" ]; then
+				bp=$((bp + 1)); echo "ok - backend file offset $off holds $want"
+			else
+				bf=$((bf + 1)); echo "not ok - backend file offset $off holds 0x${got:-nothing}, expected $want"
+			fi
+		done < <(sed -n 's/^# backend-word offset=\(0x[0-9a-f]*\) value=\(0x[0-9a-f]*\)$/\1 \2/p' "$logs/vm-nested-$dev.ktap")
+		[ $((bp + bf)) -gt 0 ] || { bf=1; echo "not ok - no backend words from vm-nested-$dev"; }
+		count "nested-$dev-backend" "$bp" "$bf"
+	done
+else
+	cat "$logs/l2-initramfs.log"
+	count vm-nested 0 1
+fi
 # The fallback: Debian's QEMU 7.2, its one host bridge with an HDM decoder, the type-3 alone.
 VM_QEMU_FLAVOR=debian vm_suite vm-cxl-qemu72 -- target/release/cxlvfio-cxl
 # No IOMMU (VFIO's no-IOMMU mode, no isolation): the CXL and smoke suites on both devices.

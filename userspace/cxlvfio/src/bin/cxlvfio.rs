@@ -4,6 +4,8 @@
 //! ```text
 //! cxlvfio info <BDF>
 //! cxlvfio backend-check <BACKEND-FILE> [LOG...]
+//! cxlvfio dpa-write <BDF> <OFFSET> <U32>...
+//! cxlvfio dpa-read <BDF> <OFFSET> [COUNT]
 //! ```
 //!
 //! `info` and `info-dump` open the device in the IOMMU mode `CXLVFIO_IOMMU`
@@ -30,6 +32,8 @@ const USAGE: &str = "usage: cxlvfio info <BDF>\n\
        cxlvfio backend-check <BACKEND-FILE> [LOG...]\n\
        cxlvfio info-dump <BDF>\n\
        cxlvfio info-compare <DUMP-CXL-ON> <DUMP-DISABLE-CXL>\n\
+       cxlvfio dpa-write <BDF> <OFFSET> <U32>...\n\
+       cxlvfio dpa-read <BDF> <OFFSET> [COUNT]\n\
 \n\
 info: opens the PCI device <BDF> (e.g. 0000:0d:00.0) through VFIO and prints the\n\
 bound driver, the IOMMU mode and group or cdev, device flags and capabilities (the\n\
@@ -45,7 +49,60 @@ agrees. Needs neither root nor the device.\n\
 \n\
 info-dump: every field and capability of the device's and each region's info.\n\
 info-compare: KTAP: the dump with CXL on is the dump with disable_cxl=1 plus\n\
-exactly the CXL additions.";
+exactly the CXL additions.\n\
+\n\
+dpa-write, dpa-read: write the 32-bit little-endian words <U32>... (hex with 0x, or\n\
+decimal) at byte <OFFSET> of the device's DPA region, or print COUNT (default 1)\n\
+words from there, one per line as 0x%08x: one open, the region's read and write.\n\
+A first touch of a 2 MiB chunk in an open is scrubbed first (scrub_memory=1), so a\n\
+word written in one open reads 0 in the next unless the module has scrub_memory=0.";
+
+/// Parses a number written in hex (`0x`) or decimal.
+fn parse_number(text: &str) -> io::Result<u64> {
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("not a number: {text}")))
+}
+
+/// The device's DPA region: the open device and the region's index.
+fn open_dpa(bdf: &str) -> io::Result<(AttachedDevice, u32)> {
+    let dev = open_device(bdf)?;
+    let region = dev
+        .device()
+        .cxl_region(cxlvfio::uapi::VFIO_REGION_SUBTYPE_CXL)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{bdf}: no DPA region")))?;
+    Ok((dev, region.index))
+}
+
+/// `dpa-write`: the words, one write of all of them.
+fn dpa_write(bdf: &str, offset: &str, words: &[&str]) -> io::Result<bool> {
+    let offset = parse_number(offset)?;
+    let mut bytes = Vec::with_capacity(4 * words.len());
+    for w in words {
+        let v = u32::try_from(parse_number(w)?).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("not 32 bits: {w}"))
+        })?;
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let (dev, index) = open_dpa(bdf)?;
+    dev.device().write_region(index, offset, &bytes)?;
+    Ok(true)
+}
+
+/// `dpa-read`: `count` words, one per line.
+fn dpa_read(bdf: &str, offset: &str, count: Option<&str>) -> io::Result<bool> {
+    let offset = parse_number(offset)?;
+    let count = count.map(parse_number).transpose()?.unwrap_or(1) as usize;
+    let (dev, index) = open_dpa(bdf)?;
+    let mut bytes = vec![0u8; 4 * count];
+    dev.device().read_region(index, offset, &mut bytes)?;
+    for w in bytes.chunks_exact(4) {
+        println!("{:#010x}", u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    Ok(true)
+}
 
 /// One region capability, compact.
 fn describe_cap(cap: &Capability) -> String {
@@ -359,6 +416,11 @@ fn main() -> ExitCode {
             true
         }),
         ["info-compare", on, off] => info_compare(on, off),
+        ["dpa-write", bdf, offset, ref words @ ..] if !words.is_empty() => {
+            dpa_write(bdf, offset, words)
+        }
+        ["dpa-read", bdf, offset] => dpa_read(bdf, offset, None),
+        ["dpa-read", bdf, offset, count] => dpa_read(bdf, offset, Some(count)),
         _ => {
             eprintln!("cxlvfio: error: bad arguments\n{USAGE}");
             return ExitCode::FAILURE;
