@@ -85,6 +85,13 @@ fn setup_device(
     let (hdm, dvsec_hw, dpa_base, _) =
         check::hardware_view(bdf).map_err(|e| format!("the host view before the run: {e}"))?;
     let dev = open_device_with(bdf, mode).map_err(|e| format!("open: {e}"))?;
+    // The reset at open puts the decoders the driver does not restore (all but decoder 0) in
+    // their reset state, which need not be how the device came up (QEMU's type-3 sets the
+    // Target Device Type bit at realize and clears it at reset): they are compared with their
+    // state after the open, the global registers and decoder 0 with the state before it.
+    let (hdm_opened, _, _, _) =
+        check::hardware_view(bdf).map_err(|e| format!("the host view after the open: {e}"))?;
+    let hdm = cxlvfio::randops::invariants::baseline_after_open(&hdm, &hdm_opened);
     let info = DevInfo::query(&dev)?;
     let bar = pci::resource(bdf, info.comp_bar.index as usize).map_err(|e| e.to_string())?;
     let addrs = HostAddrs::new(&[

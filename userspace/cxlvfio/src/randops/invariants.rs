@@ -55,6 +55,24 @@ pub fn dvsec_changes(start: &[u8], now: &[u8]) -> Vec<String> {
     out
 }
 
+/// Dwords of the HDM Decoder Capability before decoder 1: the capability and global
+/// registers, and decoder 0's.
+const HDM_DECODER1_DWORD: usize = 0x30 / 4;
+
+/// The baseline of the real HDM registers for a run: the capability, global and decoder 0
+/// registers as before the open (`before`), the other decoders as after it (`opened`).
+pub fn baseline_after_open(before: &[u32], opened: &[u32]) -> Vec<u32> {
+    if before.len() != opened.len() {
+        return before.to_vec();
+    }
+    before
+        .iter()
+        .zip(opened)
+        .enumerate()
+        .map(|(i, (b, o))| if i < HDM_DECODER1_DWORD { *b } else { *o })
+        .collect()
+}
+
 /// The HDM Decoder Capability dwords (host view) that differ from the start: `(index,
 /// now, start)` as lines naming the register.
 pub fn hdm_changes(start: &[u32], now: &[u32]) -> Vec<String> {
@@ -156,5 +174,15 @@ mod tests {
         assert_eq!(hdm_reg_name(0x8), "reserved 0x8");
         assert_eq!(hdm_reg_name(0x34), "decoder 1 Base High");
         assert_eq!(hdm_reg_name(0x2c), "decoder 0 reserved");
+    }
+
+    #[test]
+    fn baseline_keeps_decoder0_from_before_the_open() {
+        let before: Vec<u32> = (0..20).map(|i| 0x100 + i).collect();
+        let opened: Vec<u32> = (0..20).map(|i| 0x200 + i).collect();
+        let b = baseline_after_open(&before, &opened);
+        assert_eq!(&b[..12], &before[..12]);
+        assert_eq!(&b[12..], &opened[12..]);
+        assert_eq!(baseline_after_open(&before, &opened[..4]), before);
     }
 }

@@ -143,9 +143,11 @@ fn get_info(cx: &mut Cx<'_>) -> OpResult {
 }
 
 fn get_info_bad(cx: &mut Cx<'_>) -> OpResult {
-    let minsz = size_of::<VfioDeviceInfo>();
+    let size = size_of::<VfioDeviceInfo>();
+    // vfio-pci-core's minimum is the end of num_irqs: cap_offset is optional.
+    let minsz = std::mem::offset_of!(VfioDeviceInfo, cap_offset);
     let argsz = corrupt_argsz(cx.rng, minsz as u32);
-    let mut buf = info_buffer(argsz, minsz, cx.rng);
+    let mut buf = info_buffer(argsz, size, cx.rng);
     cx.log(format!("VFIO_DEVICE_GET_INFO argsz {argsz}"));
     let want: &[i32] = if (argsz as usize) < minsz {
         &[libc::EINVAL]
