@@ -62,6 +62,23 @@ pub fn set(dev: &Device, offset: u64, data: u64, fd: i32) -> io::Result<()> {
     Request::new(offset, data, fd).submit(dev.as_fd())
 }
 
+/// Submits a `struct vfio_device_ioeventfd` with every field as given, for tests of corrupted
+/// requests (`argsz` below the structure, unknown or several size flags, offsets outside any
+/// BAR). The kernel reads the whole structure and writes nothing back.
+pub fn set_raw(
+    dev: &Device,
+    argsz: u32,
+    flags: u32,
+    offset: u64,
+    data: u64,
+    fd: i32,
+) -> io::Result<()> {
+    let mut req = Request::new(offset, data, fd);
+    req.argsz = argsz;
+    req.flags = flags;
+    req.submit(dev.as_fd())
+}
+
 /// A new eventfd.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd() has no memory arguments.
@@ -328,5 +345,14 @@ mod tests {
         for v in [h | 0x1148, h | 0x1100, h | 0x48, 0x1100, 0x48] {
             assert!(m.contains(&v), "{v:#x} missing from {m:x?}");
         }
+    }
+
+    #[test]
+    fn raw_requests_reach_the_ioctl() {
+        let d = Device::from_file(std::fs::File::open("/dev/null").unwrap(), "null");
+        let e = set_raw(&d, 3, 0xff, u64::MAX, 0, -1).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTTY));
+        let e = set(&d, 0, 0, -1).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTTY));
     }
 }

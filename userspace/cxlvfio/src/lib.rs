@@ -38,6 +38,7 @@
 //! - [`ioeventfd`]: `VFIO_DEVICE_IOEVENTFD` requests and a race on their offset.
 //! - [`parity`]: device and region info in a canonical form, compared with vfio-pci's.
 //! - [`accel`]: the register layout of the project's `cxl-accel` QEMU test device.
+//! - [`randops`]: the pure logic of the random-operation fuzzer (`cxlvfio-randops`).
 //! - [`pattern`], [`iomem`], [`backend`]: test data, `/proc/iomem`, and the
 //!   markers the DPA suite leaves for the host-side backend check.
 
@@ -61,6 +62,7 @@ pub mod mmap;
 pub mod parity;
 pub mod pattern;
 pub mod pci;
+pub mod randops;
 pub mod sigbus;
 pub mod uapi;
 pub mod vfio;

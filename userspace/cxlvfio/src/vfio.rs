@@ -574,6 +574,10 @@ fn info_ioctl<T: InfoStruct>(fd: BorrowedFd<'_>, input: T) -> io::Result<(T, Vec
     Ok((hdr, bytes))
 }
 
+/// The first `VFIO_BASE + nr` that Linux 6.12 defines for no fd of a device:
+/// the last one is `VFIO_MIG_GET_PRECOPY_INFO` (21), on a migration fd.
+pub const UNKNOWN_VFIO_NR_MIN: u8 = 22;
+
 /// An open VFIO device. Region accesses use `pread`/`pwrite` on its fd.
 #[derive(Debug)]
 pub struct Device {
@@ -869,6 +873,105 @@ impl Device {
                 self.name
             )
         })
+    }
+
+    /// `VFIO_DEVICE_GET_IRQ_INFO` on a caller-prepared buffer, for tests of the
+    /// `argsz` protocol: the buffer starts with a `struct vfio_irq_info` whose
+    /// `argsz` (bytes 0..4) and `index` (bytes 8..12, native endian) the caller
+    /// set, and the kernel's answer is left in it. `buf` must be at least
+    /// `max(argsz, size_of::<VfioIrqInfo>())` bytes.
+    pub fn get_irq_info_raw(&self, buf: &mut [u8]) -> io::Result<()> {
+        let base = size_of::<VfioIrqInfo>();
+        let argsz = match buf.get(..4) {
+            Some(b) => u32::from_ne_bytes(b.try_into().expect("4 bytes")) as usize,
+            None => 0,
+        };
+        if buf.len() < base || argsz > buf.len() {
+            return Err(other(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "IRQ info buffer of {} bytes for argsz {argsz}: needs at least {}",
+                    buf.len(),
+                    argsz.max(base)
+                ),
+            ));
+        }
+        let index = u32::from_ne_bytes(buf[8..12].try_into().expect("4 bytes"));
+        // SAFETY: VFIO_DEVICE_GET_IRQ_INFO reads and writes the fixed part
+        // (`size_of::<VfioIrqInfo>()` bytes) only, inside `buf` (checked above),
+        // which we own exclusively for the call; the kernel copies bytes and
+        // does not rely on the buffer's alignment.
+        unsafe {
+            sys::ioctl_ptr(
+                self.file.as_fd(),
+                VFIO_DEVICE_GET_IRQ_INFO,
+                buf.as_mut_ptr(),
+            )
+        }
+        .map(drop)
+        .context(|| {
+            format!(
+                "VFIO_DEVICE_GET_IRQ_INFO({index}, argsz {argsz}) on {}",
+                self.name
+            )
+        })
+    }
+
+    /// `VFIO_DEVICE_FEATURE` on a caller-prepared buffer: a `struct
+    /// vfio_device_feature` (`argsz` in bytes 0..4, `flags` in 4..8, native
+    /// endian) and its payload, for tests of corrupted requests. `buf` must be
+    /// at least `max(argsz, size_of::<VfioDeviceFeature>())` bytes: the kernel
+    /// reads or writes at most `argsz` bytes.
+    pub fn feature_raw(&self, buf: &mut [u8]) -> io::Result<()> {
+        let base = size_of::<VfioDeviceFeature>();
+        let (argsz, flags) = match (buf.get(..4), buf.get(4..8)) {
+            (Some(a), Some(f)) => (
+                u32::from_ne_bytes(a.try_into().expect("4 bytes")) as usize,
+                u32::from_ne_bytes(f.try_into().expect("4 bytes")),
+            ),
+            _ => (0, 0),
+        };
+        if buf.len() < base || argsz > buf.len() {
+            return Err(other(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "feature buffer of {} bytes for argsz {argsz}: needs at least {}",
+                    buf.len(),
+                    argsz.max(base)
+                ),
+            ));
+        }
+        // SAFETY: VFIO_DEVICE_FEATURE reads the 8-byte header, then reads or
+        // writes a payload only within `argsz` bytes (it refuses an `argsz`
+        // too small for the feature's payload); all of that is inside `buf`
+        // (checked above), which we own exclusively for the call.
+        unsafe { sys::ioctl_ptr(self.file.as_fd(), VFIO_DEVICE_FEATURE, buf.as_mut_ptr()) }
+            .map(drop)
+            .context(|| {
+                format!(
+                    "VFIO_DEVICE_FEATURE({flags:#x}, argsz {argsz}) on {}",
+                    self.name
+                )
+            })
+    }
+
+    /// An ioctl of the VFIO type whose number, `VFIO_BASE + nr`, Linux 6.12
+    /// does not define for device fds (`nr` from [`UNKNOWN_VFIO_NR_MIN`] on),
+    /// with a NULL argument: the kernel must answer `ENOTTY` (or `EFAULT` were
+    /// a future kernel to define it), never act.
+    pub fn unknown_ioctl(&self, nr: u8) -> io::Result<()> {
+        if !(UNKNOWN_VFIO_NR_MIN..=u8::MAX - VFIO_BASE).contains(&nr) {
+            return Err(other(
+                io::ErrorKind::InvalidInput,
+                format!("VFIO_BASE + {nr} is not an unused ioctl number"),
+            ));
+        }
+        // SAFETY: `VFIO_BASE + nr` is no request Linux 6.12 knows on a device fd
+        // (checked above); whatever a kernel does with it, the argument is NULL,
+        // so no user memory can be accessed through it.
+        unsafe { sys::ioctl_none(self.file.as_fd(), vfio_io(nr)) }
+            .map(drop)
+            .context(|| format!("ioctl VFIO_BASE + {nr} on {}", self.name))
     }
 
     /// `VFIO_DEVICE_FEATURE` with `flags` (feature index and GET/SET/PROBE)
@@ -1271,6 +1374,46 @@ mod tests {
         assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
         let e = d.low_power_entry().unwrap_err();
         assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
+    }
+
+    #[test]
+    fn raw_irq_feature_and_unknown_ioctls() {
+        let d = Device::from_file(File::open("/dev/null").unwrap(), "null");
+        // Buffers too small for their argsz never reach the kernel.
+        let mut small = vec![0u8; 12];
+        assert_eq!(
+            d.get_irq_info_raw(&mut small).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        let mut buf = vec![0u8; 16];
+        buf[..4].copy_from_slice(&17u32.to_ne_bytes());
+        assert_eq!(
+            d.get_irq_info_raw(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        buf[..4].copy_from_slice(&3u32.to_ne_bytes());
+        let e = d.get_irq_info_raw(&mut buf).unwrap_err();
+        assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
+        let mut f = vec![0u8; 8];
+        f[..4].copy_from_slice(&9u32.to_ne_bytes());
+        assert_eq!(
+            d.feature_raw(&mut f).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        f[..4].copy_from_slice(&8u32.to_ne_bytes());
+        let e = d.feature_raw(&mut f).unwrap_err();
+        assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
+        // Numbers the kernel defines are refused before the syscall.
+        for nr in [0u8, 11, 17, UNKNOWN_VFIO_NR_MIN - 1, 156] {
+            assert_eq!(
+                d.unknown_ioctl(nr).unwrap_err().kind(),
+                io::ErrorKind::InvalidInput,
+                "{nr}"
+            );
+        }
+        let e = d.unknown_ioctl(UNKNOWN_VFIO_NR_MIN).unwrap_err();
+        assert_eq!(crate::error::raw_os_error(&e), Some(libc::ENOTTY));
+        assert!(e.to_string().contains("VFIO_BASE + 22"), "{e}");
     }
 
     #[test]
