@@ -9,12 +9,14 @@
 #   make repeat-dpa N=20    the DPA suite N times in a row, one VM each (flake hunt)
 #   make bench              one VM: open/close, reset, preads, faults per GiB and fault latency
 #                           (PUD, PMD, PTE), scrub cost, side by side with disable_cxl=1 (table + JSON)
+#   make randops            the long random-operation fuzzer (100000 ops per device and IOMMU
+#                           mode, 4 threads) in one VM; RANDOPS_ARGS='--seed N --threads 1' replays
 #   make lifecycle          the long lifecycle loops (1000 open/close, 100 binds, 100 loads,
 #                           500 mixed resets) in one VM
 SHELL := /bin/bash
 # cargo-installed tools (bindgen) and the rustup toolchain, whatever PATH the caller has.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-.PHONY: all setup kernel tools qemu demo demo-guest test vm-run repeat-dpa lifecycle bench check fmt clean-kernel
+.PHONY: all setup kernel tools qemu demo demo-guest test vm-run repeat-dpa lifecycle randops bench check fmt clean-kernel
 
 all: kernel tools
 
@@ -52,6 +54,9 @@ repeat-dpa: kernel tools
 
 lifecycle: kernel tools qemu
 	@scripts/vm-run.sh -- tests/vm/lifecycle.sh --long
+
+randops: kernel tools qemu
+	@VM_TIMEOUT=$${VM_TIMEOUT:-28800} scripts/vm-run.sh -- tests/vm/randops.sh --long -- $(RANDOPS_ARGS)
 
 bench: kernel tools qemu
 	@scripts/bench.sh

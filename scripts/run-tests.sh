@@ -197,6 +197,11 @@ VM_ACCEL_DECODERS=4 VM_ACCEL_COMP_BLOCK=end vm_suite vm-accel-4dec-end -- bash -
 # rmmod/modprobe cycles, the open and close times against disable_cxl=1 (ratios, printed).
 # `make lifecycle` runs the long version (1000 / 100 / 100, plus 500 mixed resets).
 vm_suite vm-lifecycle -- tests/vm/lifecycle.sh
+# The random-operation fuzzer (cxlvfio-randops): both devices in one process per IOMMU mode,
+# 4 threads, every ioctl with valid and corrupted arguments, region accesses, mmaps, faults,
+# resets, config and low-power windows; invariants checked as it goes; seed printed and
+# replayable. 70 s of operations per mode here; `make randops` runs 100000 per device and mode.
+vm_suite vm-randops -- tests/vm/randops.sh
 # The kernel's CXL stack takes the type-3 first, as on a real host; the move to cxl-vfio-pci
 # (unbind, driver_override, bind) works, every reset path is clean with the stack loaded, and
 # the move back gives the host its memdev again.
