@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # Builds the nested guest's initramfs (tests/vm/nested.sh, make demo-guest): Debian's
-# busybox-static, tests/vm/nested/init and its awk parsers, the test kernel's CXL modules
-# (debug info stripped), and ndctl's `cxl` and pciutils' `lspci` with the shared libraries
-# they load and the PCI ID list. An uncompressed cpio made by the kernel's gen_init_cpio.
-# usage: scripts/l2-initramfs.sh OUTPUT
+# busybox-static, tests/vm/nested/init and its awk parsers, the CXL modules of the nested
+# guest's kernel (debug info stripped), and ndctl's `cxl` and pciutils' `lspci` with the
+# shared libraries they load and the PCI ID list. An uncompressed cpio made by the kernel's
+# gen_init_cpio.
+# usage: scripts/l2-initramfs.sh OUTPUT [KERNEL_BUILD_DIR]
+# KERNEL_BUILD_DIR (or $L2_KBUILD): the kernel build tree whose modules go in, which must be the
+# tree of the kernel the guest boots. Default: scripts/l2-kbuild.sh's (the small L2 kernel);
+# $KBUILD is the test kernel's.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
-out=${1:?usage: scripts/l2-initramfs.sh OUTPUT}
-gen=$KBUILD/usr/gen_init_cpio
-[ -x "$gen" ] || { echo "l2-initramfs: no $gen: build the kernel first (make kernel)" >&2; exit 1; }
+out=${1:?usage: scripts/l2-initramfs.sh OUTPUT [KERNEL_BUILD_DIR]}
+kb=${2:-${L2_KBUILD:-}}
+if [ -z "$kb" ]; then
+	bz=$("$REPO/scripts/l2-kbuild.sh" --print-path) ||
+		{ echo "l2-initramfs: the nested guest's kernel is not built: run scripts/l2-kbuild.sh" >&2; exit 1; }
+	kb=${bz%/arch/x86/boot/bzImage}
+fi
+gen=$kb/usr/gen_init_cpio
+[ -x "$gen" ] || { echo "l2-initramfs: no $gen: build that kernel first" >&2; exit 1; }
 work=$(mktemp -d /tmp/l2-initramfs.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 list=$work/list
@@ -51,8 +61,8 @@ add /cedt.awk "$REPO/tests/vm/nested/cedt.awk" 644
 add /pciparse.awk "$REPO/tests/vm/nested/pciparse.awk" 644
 dir /lib/modules/cxl
 for m in firmware_class cxl_core cxl_port cxl_acpi cxl_mem cxl_pci; do
-	ko=$(find "$KBUILD/drivers" -name "$m.ko" | head -n 1)
-	[ -n "$ko" ] || { echo "l2-initramfs: no $m.ko in $KBUILD" >&2; exit 1; }
+	ko=$(find "$kb/drivers" -name "$m.ko" | head -n 1)
+	[ -n "$ko" ] || { echo "l2-initramfs: no $m.ko in $kb" >&2; exit 1; }
 	llvm-strip --strip-debug -o "$work/$m.ko" "$ko"
 	add "/lib/modules/cxl/$m.ko" "$work/$m.ko" 644
 done
