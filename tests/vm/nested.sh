@@ -84,7 +84,8 @@ if [ -z "$cpio" ]; then
 	scripts/l2-initramfs.sh "$cpio" || echo "# could not build the initramfs"
 fi
 qemu=$(scripts/qemu-build.sh --print-path) || qemu=
-bz=$KBUILD/arch/x86/boot/bzImage
+# The nested guest's own small kernel (scripts/l2-kbuild.sh, built on the host before the VM).
+bz=$(scripts/l2-kbuild.sh --print-path) || echo "# the nested guest's kernel is not built (scripts/l2-kbuild.sh)"
 case $iommu in
 type1) vfio="-device vfio-pci,host=$bdf,bus=rp0,id=ep0" ;;
 iommufd) vfio="-object iommufd,id=iommufd0 -device vfio-pci,host=$bdf,iommufd=iommufd0,bus=rp0,id=ep0" ;;
@@ -96,11 +97,12 @@ copier=$!
 # shellcheck disable=SC2086 # $vfio is a list of arguments
 # TCG inside TCG runs the guest some 20 times slower than the test VM: its watchdogs (soft
 # lockup, RCU stall, hung task) would report the emulation's speed, not a fault, so they are
-# off. RDRAND (-cpu max) spares it a minute of collecting entropy before init.
+# off. RDRAND (-cpu max) spares it a minute of collecting entropy before init. The kernel is a
+# small one without debug options: the test kernel takes about 25 min to run the guest here.
 timeout 1800 "$qemu" -M q35,cxl=on -accel tcg -cpu max -m 256M -smp 1 -nodefaults -nographic \
 	-monitor none -serial "file:$serial" -net none -no-reboot \
 	-kernel "$bz" -initrd "$cpio" \
-	-append "console=ttyS0 printk.time=1 panic=-1 kunit.enable=0 no_debug_objects lockdep.prove_locking=0 random.trust_cpu=on nowatchdog nosoftlockup rcupdate.rcu_cpu_stall_suppress=1 sysctl.kernel.hung_task_timeout_secs=0 l2_type=$type l2_preload_off=$preload_off l2_preload_val=$expect_pre" \
+	-append "console=ttyS0 printk.time=1 panic=-1 random.trust_cpu=on nowatchdog nosoftlockup rcupdate.rcu_cpu_stall_suppress=1 sysctl.kernel.hung_task_timeout_secs=0 l2_type=$type l2_preload_off=$preload_off l2_preload_val=$expect_pre" \
 	-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1,hdm_for_passthrough=true \
 	-device cxl-rp,port=0,bus=cxl.1,id=rp0,chassis=0,slot=2 \
 	$vfio -M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G >"$qemu_log" 2>&1
