@@ -211,7 +211,7 @@ vm_suite vm-cxl-stack --setup fw -- tests/vm/cxl-stack.sh
 # release the range; after them the open succeeds.
 VM_CXL_HB_DECODERS=1 vm_suite vm-cxl-region --setup fw -- tests/vm/cxl-region.sh
 # A nested guest in the project's QEMU, with a device assigned through cxl-vfio-pci, uses its
-# memory (tests/vm/nested.sh; about 4 min a boot): the accelerator through type1 with
+# memory (tests/vm/nested.sh; 7 to 9 min a boot): the accelerator through type1 with
 # scrub_memory=0 (the guest reads what the test VM wrote before it started), the type-3
 # through iommufd with scrubbing (it reads zero there). The outer host then finds the words
 # the guest left in the device's memory backend file.
