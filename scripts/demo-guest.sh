@@ -26,7 +26,7 @@ step "[5/6] the nested guest's small kernel (log: $logs/l2-kbuild.log; about 15 
 scripts/l2-kbuild.sh >"$logs/l2-kbuild.log" 2>&1 || fail "the nested guest's kernel" "$logs/l2-kbuild.log"
 scripts/l2-initramfs.sh "$logs/l2-initramfs.cpio" >"$logs/l2-initramfs.log" 2>&1 ||
 	fail "the initramfs" "$logs/l2-initramfs.log"
-step "[6/6] test VM (cxl-vfio-pci with scrub_memory=0), then in it the nested guest with the $type through $iommu (about 4 min under TCG; consoles in $logs)"
+step "[6/6] test VM (cxl-vfio-pci with scrub_memory=0), then in it the nested guest with the $type through $iommu (8 to 10 min under TCG inside TCG; consoles in $logs)"
 case $type in accel) memvar=VM_ACCEL_MEM_OUT ;; cxl) memvar=VM_MEM_OUT ;; *) echo "DEMO_DEVICE: accel or cxl" >&2; exit 2 ;; esac
 rc=0
 env "$memvar=$logs/device-mem.raw" VM_LOG_PREFIX="$logs/vm" scripts/vm-run.sh --modargs scrub_memory=0 -- \
