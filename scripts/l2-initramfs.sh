@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the nested guest's initramfs (tests/vm/nested.sh, make demo-guest): Debian's
-# busybox-static, tests/vm/nested/init and its awk parsers, the CXL modules of the nested
-# guest's kernel (debug info stripped), and ndctl's `cxl` and pciutils' `lspci` with the
-# shared libraries they load and the PCI ID list. An uncompressed cpio made by the kernel's
+# busybox-static, tests/vm/nested/init and the awk parsers it shares with
+# qemu/tests/accel-smoke, the CXL modules of the nested guest's kernel (debug info
+# stripped), and ndctl's `cxl` and pciutils' `lspci` with the shared libraries they load
+# and the PCI ID list. An uncompressed cpio made by the kernel's
 # gen_init_cpio.
 # usage: scripts/l2-initramfs.sh OUTPUT [KERNEL_BUILD_DIR]
 # KERNEL_BUILD_DIR (or $L2_KBUILD): the kernel build tree whose modules go in, which must be the
@@ -57,8 +58,8 @@ for applet in $("$busybox" --list); do
 done
 echo "slink /sbin /bin 777 0 0" >>"$list"
 add /init "$REPO/tests/vm/nested/init" 755
-add /cedt.awk "$REPO/tests/vm/nested/cedt.awk" 644
-add /pciparse.awk "$REPO/tests/vm/nested/pciparse.awk" 644
+add /cedt.awk "$REPO/qemu/tests/accel-smoke/cedt.awk" 644
+add /pciparse.awk "$REPO/qemu/tests/accel-smoke/pciparse.awk" 644
 dir /lib/modules/cxl
 for m in firmware_class cxl_core cxl_port cxl_acpi cxl_mem cxl_pci; do
 	ko=$(find "$kb/drivers" -name "$m.ko" | head -n 1)
