@@ -389,6 +389,7 @@ fn run(o: Options) -> bool {
         kmsg_mark,
         threads: o.threads,
         chunks: o.dpa_chunks,
+        forks: RwLock::new(()),
     };
     let started = Instant::now();
     check_all(&shared, None, "at the start");

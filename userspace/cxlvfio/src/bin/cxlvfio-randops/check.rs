@@ -172,6 +172,8 @@ pub fn check_process(shared: &Shared, when: &str) -> Vec<Failure> {
         ));
     }
     if let Some(mark) = shared.kmsg_mark {
+        // `dmesg` is forked when /dev/kmsg cannot be read.
+        let _no_reopen = shared.forks.read().unwrap_or_else(|e| e.into_inner());
         match kmsg::problems_since(mark) {
             Ok(p) if p.is_empty() => {}
             Ok(p) => out.push(Failure::new(

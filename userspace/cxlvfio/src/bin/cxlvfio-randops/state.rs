@@ -432,6 +432,11 @@ pub struct Shared {
     pub kmsg_mark: Option<u64>,
     pub threads: usize,
     pub chunks: usize,
+    /// Held for read around every fork and for write by a reopen. A forked child inherits
+    /// every open device file and every mapping of this process; while it lives, the old
+    /// file of a device being reopened is not released, and vfio's cdev refuses the new
+    /// bind with `EINVAL` (one open per device).
+    pub forks: RwLock<()>,
 }
 
 /// Failure messages kept per family.

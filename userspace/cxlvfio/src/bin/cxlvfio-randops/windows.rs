@@ -95,6 +95,7 @@ impl Xcx<'_> {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner());
         let m = &td.maps[i];
+        let _no_reopen = self.shared.forks.read().unwrap_or_else(|e| e.into_inner());
         match m.map.probe_in_child(off, PROBE_TIMEOUT) {
             Ok(ChildExit::Signaled(libc::SIGBUS)) => Ok(format!("{what}: SIGBUS")),
             Ok(other) => Err(Failure::new(
@@ -374,6 +375,8 @@ fn is_mem_bar(bdf: &str, index: u32) -> bool {
 
 fn reopen(x: &mut Xcx<'_>) -> XResult {
     x.log("close and reopen".into());
+    // No child of another thread may hold the old file while it is closed and opened again.
+    let _no_forks = x.shared.forks.write().unwrap_or_else(|e| e.into_inner());
     if let Err(f) = reopen_core(x.ds, x.core, x.shared.threads, x.shared.chunks) {
         // Every later op on the device would fail for the same reason: stop here.
         x.shared
