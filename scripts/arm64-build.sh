@@ -128,6 +128,9 @@ touch "$LOCK" 2>/dev/null || true
 	"${AMAKE[@]}" Image modules >>"$LOG" 2>&1 ||
 		die "build failed, see $LOG (tail: $(tail -n 3 "$LOG" | tr '\n' ' '))"
 	step "built in $(($(date +%s) - start)) s"
+	# Only what was rebuilt shows up: a cold build of this tree had none.
+	w=$(grep -c 'warning:' "$LOG" || true)
+	[ "$w" = 0 ] || step "$w warnings, see $LOG: $(grep -m 3 'warning:' "$LOG" | tr '\n' ' ')"
 )
 [ -f "$IMAGE" ] || die "no $IMAGE after the build, see $LOG"
 [ -f "$MODULE" ] || die "no $MODULE after the build, see $LOG"
