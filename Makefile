@@ -11,12 +11,13 @@
 #                           (PUD, PMD, PTE), scrub cost, side by side with disable_cxl=1 (table + JSON)
 #   make randops            the long random-operation fuzzer (100000 ops per device and IOMMU
 #                           mode, 4 threads) in one VM; RANDOPS_ARGS='--seed N --threads 1' replays
+#   make arm64              cross-build the kernel and the driver for arm64 (build only)
 #   make lifecycle          the long lifecycle loops (1000 open/close, 100 binds, 100 loads,
 #                           500 mixed resets) in one VM
 SHELL := /bin/bash
 # cargo-installed tools (bindgen) and the rustup toolchain, whatever PATH the caller has.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-.PHONY: all setup kernel tools qemu demo demo-guest test vm-run repeat-dpa lifecycle randops bench check fmt clean-kernel
+.PHONY: all setup kernel arm64 tools qemu demo demo-guest test vm-run repeat-dpa lifecycle randops bench check fmt clean-kernel
 
 all: kernel tools
 
@@ -25,6 +26,10 @@ setup:
 
 kernel: setup
 	@scripts/kbuild.sh
+
+# ARCH=arm64 LLVM=1 from the same source tree (configs/arm64.config), cached; nothing boots it.
+arm64: kernel
+	@scripts/arm64-build.sh
 
 # The project's QEMU (Debian's 10.0 source + qemu/patches, with the cxl-accel device), cached.
 # The test VM runs it (Debian 12's QEMU 7.2 only as the fallback: see scripts/vm-run.sh).

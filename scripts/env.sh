@@ -22,7 +22,8 @@ base_tag() {
 	[ -n "$v" ] || v=not-installed
 	printf '%s' "$v" | tr '~+:' '___'
 }
-KTREE_ROOT="$CXLVFIO_CACHE/linux-$(base_tag)"
+# CXLVFIO_KTREE_ROOT: another prepared tree (src/ and state/ as scripts/kbuild.sh leaves them).
+KTREE_ROOT="${CXLVFIO_KTREE_ROOT:-$CXLVFIO_CACHE/linux-$(base_tag)}"
 KSRC="$KTREE_ROOT/src"
 KBUILD="$KTREE_ROOT/build"
 KMAKE=(make -C "$KSRC" O="$KBUILD" LLVM=1 RUSTC="$KRUSTC" RUSTDOC=/usr/bin/rustdoc
