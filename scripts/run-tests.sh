@@ -87,6 +87,47 @@ desc="clippy: kernel-side Rust (make LLVM=1 CLIPPY=1)"
 check scripts/check.sh
 count static "$sp" "$sf"
 
+# 3b. arm64, build only: the same source tree (series and overlay) cross-built with
+#     ARCH=arm64 LLVM=1 (scripts/arm64-build.sh, cached; incremental after a driver change).
+echo "== arm64 cross-build (scripts/arm64-build.sh, log: $logs/arm64-build.log)"
+ap=0 af=0
+arm64_check() { # arm64_check DESC CMD...: one counted check
+	local desc=$1
+	shift
+	if "$@" >"$logs/arm64.tmp" 2>&1; then
+		ap=$((ap + 1))
+		echo "ok - arm64: $desc"
+	else
+		af=$((af + 1))
+		echo "not ok - arm64: $desc"
+		sed 's/^/#   /' "$logs/arm64.tmp" | head -n 20
+	fi
+}
+arm64_start=$SECONDS
+if amod=$(scripts/arm64-build.sh 2>&1 | tee "$logs/arm64-build.log" | tail -n 1) && [ -f "$amod" ]; then
+	echo "run-tests: arm64 build ready in $((SECONDS - arm64_start)) s"
+	abuild=${amod%/drivers/*}
+	arm64_check "the kernel Image is an arm64 boot image" \
+		bash -c 'file -b "$1" | grep -q "Linux kernel ARM64 boot executable Image"' _ "$abuild/arch/arm64/boot/Image"
+	for ko in "$amod" "$abuild/drivers/vfio/pci/cxl/cxl_vfio_claim_test.ko"; do
+		arm64_check "$(basename "$ko") is an aarch64 module" \
+			bash -c 'file -b "$1" | grep -q "ELF 64-bit LSB relocatable, ARM aarch64"' _ "$ko"
+	done
+	# The module would load into that kernel: same vermagic, and its parameter is there.
+	arm64_check "cxl-vfio-pci.ko's vermagic is the arm64 kernel's" \
+		bash -c 'v=$(modinfo -F vermagic "$1") && [ "${v##* }" = aarch64 ] && strings -a "$2" | grep -qxF "$v"' \
+		_ "$amod" "$abuild/vmlinux"
+	# The page sizes the README gives arm64: PMD PFN mappings, no PUD ones.
+	arm64_check "the kernel inserts PMD and not PUD PFN mappings" \
+		bash -c 'grep -q " vmf_insert_pfn_pmd$" "$1" && ! grep -q " vmf_insert_pfn_pud$" "$1"' _ "$abuild/System.map"
+	arm64_check "cxl-vfio-pci.ko has the disable_cxl parameter" \
+		bash -c 'modinfo -F parm "$1" | grep -q "^disable_cxl:"' _ "$amod"
+else
+	tail -n 20 "$logs/arm64-build.log"
+	af=1
+fi
+count arm64-build "$ap" "$af"
+
 # 4. The project's QEMU 10.0 (Debian's source + qemu/patches, built once and cached): the test
 #    VM gets a type-3 on one CXL host bridge and the cxl-accel Type-2 accelerator on another,
 #    each with its own window. Without it the VM suites fall back to Debian's QEMU 7.2 (the
@@ -166,6 +207,11 @@ VM_ACCEL_MEM_OUT="$logs/accel-mem.raw" vm_suite vm-dpa-accel -- $each --only acc
 # scrub_memory=0: the parameter really turns scrubbing off (data survives a reopen).
 vm_suite vm-dpa-no-scrub --modargs scrub_memory=0 -- \
 	$each -- target/release/cxlvfio-dpa --device {bdf} --expect-ids {ids} --expect-no-scrub --only dpa_tenant_isolation
+# 1 GiB (PUD) mappings: the type-3 with 1 GiB at a 1 GiB-aligned base, scrubbing off (a
+# scrubbing fault maps at most 2 MiB): one fault per GiB, 512 when skewed by 2 MiB, the data
+# through the entry, and a reset revokes it.
+VM_CXL_MEM_SIZE=1G vm_suite vm-pud --modargs scrub_memory=0 -- \
+	$each --only cxl -- target/release/cxlvfio-pud --device {bdf}
 # System sleep: the driver's suspend and resume callbacks revoke and restore like a reset (one
 # sleep, both devices open and mapped through it).
 vm_suite vm-sleep -- bash -c 'target/release/cxlvfio-sleep --vm-console --also "$ACCEL_BDF"'
