@@ -58,7 +58,7 @@ repeat-dpa: kernel tools
 	@scripts/repeat-vm-suite.sh $(N) -- target/release/cxlvfio-dpa
 
 lifecycle: kernel tools qemu
-	@scripts/vm-run.sh -- tests/vm/lifecycle.sh --long
+	@VM_TIMEOUT=$${VM_TIMEOUT:-5400} scripts/vm-run.sh -- tests/vm/lifecycle.sh --long
 
 randops: kernel tools qemu
 	@VM_TIMEOUT=$${VM_TIMEOUT:-28800} scripts/vm-run.sh -- tests/vm/randops.sh --long -- $(RANDOPS_ARGS)

@@ -199,8 +199,11 @@ fn thread_main(shared: &Shared, o: &Options, t: usize) -> Stats {
         let op = pick(&mut rng);
         left[d] -= 1;
         done += 1;
+        // Time in the op itself, not waiting for its device's gate.
+        let started;
         let result = if op.exclusive() {
             let mut core = ds.gate.write().unwrap_or_else(|e| e.into_inner());
+            started = Instant::now();
             let mut x = windows::Xcx {
                 shared,
                 ds,
@@ -217,6 +220,7 @@ fn thread_main(shared: &Shared, o: &Options, t: usize) -> Stats {
             r
         } else {
             let core = ds.gate.read().unwrap_or_else(|e| e.into_inner());
+            started = Instant::now();
             let mut td = core.thread(t);
             let mut cx = ops::Cx {
                 shared,
@@ -229,6 +233,7 @@ fn thread_main(shared: &Shared, o: &Options, t: usize) -> Stats {
             ops::run(op, &mut cx)
         };
         let count = &mut stats.ops[op.index()];
+        count.time += started.elapsed();
         let note = match &result {
             Ok(out) => {
                 match out {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cxlvfio::cxl::{dvsecs_of, find_dvsec, DVSEC_ID_CXL_DEVICE, DVSEC_VENDOR_CXL};
 use cxlvfio::error::raw_os_error;
@@ -351,6 +351,8 @@ pub struct OpCount {
     pub skipped: u64,
     pub failed: u64,
     pub errnos: BTreeMap<i32, u64>,
+    /// Time spent in the operation (not waiting for its device's gate).
+    pub time: Duration,
 }
 
 /// Counts per operation.
@@ -373,6 +375,7 @@ impl Stats {
             a.ok += b.ok;
             a.skipped += b.skipped;
             a.failed += b.failed;
+            a.time += b.time;
             for (e, n) in &b.errnos {
                 *a.errnos.entry(*e).or_default() += n;
             }
@@ -399,12 +402,13 @@ impl Stats {
                     .map(|(e, n)| format!("{}={n}", errno_name(*e)))
                     .collect();
                 format!(
-                    "{:<20} ok={} errno[{}] skipped={} failed={}",
+                    "{:<20} ok={} errno[{}] skipped={} failed={} time={:.1}s",
                     op.name(),
                     c.ok,
                     errnos.join(" "),
                     c.skipped,
-                    c.failed
+                    c.failed,
+                    c.time.as_secs_f64()
                 )
             })
             .collect()
