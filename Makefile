@@ -14,10 +14,12 @@
 #   make arm64              cross-build the kernel and the driver for arm64 (build only)
 #   make lifecycle          the long lifecycle loops (1000 open/close, 100 binds, 100 loads,
 #                           500 mixed resets) in one VM
+#   make test-sanitize      every VM suite of make test on the sanitizer kernel (KASAN, kmemleak,
+#                           UBSAN); KERNEL_FLAVOR=sanitize runs any target on it (make lifecycle)
 SHELL := /bin/bash
 # cargo-installed tools (bindgen) and the rustup toolchain, whatever PATH the caller has.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-.PHONY: all setup kernel arm64 tools qemu demo demo-guest test vm-run repeat-dpa lifecycle randops bench check fmt clean-kernel
+.PHONY: all setup kernel arm64 tools qemu demo demo-guest test test-sanitize vm-run repeat-dpa lifecycle randops bench check fmt clean-kernel
 
 all: kernel tools
 
@@ -51,6 +53,11 @@ vm-run: kernel tools
 
 test:
 	@scripts/run-tests.sh
+
+# The sanitizer kernel (configs/cxl-vfio-sanitize.config, built in its own directory): every VM
+# suite once; a KASAN, UBSAN, lockdep or RCU report, or a kmemleak suspect from our code, fails.
+test-sanitize:
+	@KERNEL_FLAVOR=sanitize scripts/run-tests.sh --vm-only
 
 # The flake hunt: the whole DPA suite N times in a row, one VM boot each (about 2 min a run).
 N ?= 20

@@ -25,7 +25,19 @@ base_tag() {
 # CXLVFIO_KTREE_ROOT: another prepared tree (src/ and state/ as scripts/kbuild.sh leaves them).
 KTREE_ROOT="${CXLVFIO_KTREE_ROOT:-$CXLVFIO_CACHE/linux-$(base_tag)}"
 KSRC="$KTREE_ROOT/src"
-KBUILD="$KTREE_ROOT/build"
+# KERNEL_FLAVOR picks the configuration and its build directory, from the same source tree:
+#   default: configs/cxl-vfio-test.config, in build/;
+#   sanitize: the same plus configs/cxl-vfio-sanitize.config (KASAN, kmemleak, UBSAN, ...),
+#     in build-sanitize/ (`make test-sanitize`).
+KERNEL_FLAVOR=${KERNEL_FLAVOR:-default}
+case "$KERNEL_FLAVOR" in
+default) KBUILD="$KTREE_ROOT/build" ;;
+sanitize) KBUILD="$KTREE_ROOT/build-sanitize" ;;
+*)
+	echo "env.sh: KERNEL_FLAVOR must be default or sanitize, not '$KERNEL_FLAVOR'" >&2
+	return 2
+	;;
+esac
 KMAKE=(make -C "$KSRC" O="$KBUILD" LLVM=1 RUSTC="$KRUSTC" RUSTDOC=/usr/bin/rustdoc
 	RUSTFMT=/usr/bin/rustfmt CLIPPY_DRIVER=/usr/bin/clippy-driver
 	BINDGEN="$KBINDGEN" -j"$(nproc)")

@@ -2,13 +2,15 @@
 # Runs inside the test VM (started by scripts/vm-run.sh): plays firmware, loads and
 # binds the driver as asked, then runs the user's command with its output and
 # exit status saved in the run directory that the host reads back.
-#   guest-setup.sh none|fw|bind MODARGS RUN_DIR intel|none CXL_STACK
+#   guest-setup.sh none|fw|bind MODARGS RUN_DIR intel|none CXL_STACK [KMEMLEAK]
 # fw and bind act on every CXL.mem device (cxl-fwemu find --all): one type-3 with Debian's
 # QEMU, a type-3 and the cxl-accel accelerator with the project's. The command sees
 # CXL_BDF (the first one that is not the accelerator) and ACCEL_BDF (the accelerator,
 # 1b36:00ca; unset when there is none).
+# KMEMLEAK=1 (the sanitizer kernel): after the command, kmemleak scans memory and its report
+# of unreferenced objects is saved as RUN_DIR/kmemleak for the host to judge.
 set -u
-setup=$1 modargs=$2 run_dir=$3 iommu=${4:-none} cxl_stack=${5:-0}
+setup=$1 modargs=$2 run_dir=$3 iommu=${4:-none} cxl_stack=${5:-0} kmemleak=${6:-0}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 out="$run_dir/out"
 : >"$out"
@@ -90,5 +92,20 @@ export CXLVFIO_MODARGS=$modargs
 cd "$REPO" || fail "no repo"
 eval "$(cat "$run_dir/cmd")" >>"$out" 2>&1
 echo $? >"$run_dir/rc.tmp"
+# kmemleak reports no object younger than 5 s, and an object only after two scans found it
+# unreferenced (one scan can miss a pointer that is in flight): wait, then scan twice.
+if [ "$kmemleak" = 1 ]; then
+	k=/sys/kernel/debug/kmemleak
+	[ -e "$k" ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	if [ -e "$k" ]; then
+		t0=$(date +%s)
+		sleep 6
+		echo scan >"$k" && sleep 1 && echo scan >"$k" && cat "$k" >"$run_dir/kmemleak.tmp" &&
+			mv "$run_dir/kmemleak.tmp" "$run_dir/kmemleak"
+		echo "# guest-setup: kmemleak: two scans in $(($(date +%s) - t0)) s" >>"$out"
+	else
+		echo "# guest-setup: kmemleak: no $k" >>"$out"
+	fi
+fi
 dmesg >"$run_dir/dmesg"
 mv "$run_dir/rc.tmp" "$run_dir/rc"

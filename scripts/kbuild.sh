@@ -2,6 +2,9 @@
 # Build the test kernel and modules from the pristine base tree, the patch
 # series (patches/series) and the overlay (every file under the repo's kernel
 # paths), configured from configs/cxl-vfio-test.config on top of tinyconfig.
+# KERNEL_FLAVOR=sanitize (see scripts/env.sh): the same tree, configured from the test
+# fragment and then configs/cxl-vfio-sanitize.config, built in its own directory
+# (build-sanitize/) with its own configuration stamp (state/config-sanitize.sha).
 #
 # Incremental and never stale:
 #  - the source tree is unpacked once; a change of the patch series restores
@@ -97,22 +100,38 @@ mv "$STATE/overlay.new" "$STATE/overlay-files"
 
 # 4. Configuration.
 FRAGMENT=${KFRAGMENT:-$REPO/configs/cxl-vfio-test.config}
-cfg_want=$(cat "$FRAGMENT" "$STATE/series.sha" | sha256sum | cut -d' ' -f1)
-if [ "$cfg_want" != "$(cat "$STATE/config.sha" 2>/dev/null)" ] || [ ! -f "$KBUILD/.config" ]; then
-	log "configuring from $(basename "$FRAGMENT")"
+fragments=("$FRAGMENT")
+config_stamp=$STATE/config.sha
+if [ "$KERNEL_FLAVOR" = sanitize ]; then
+	fragments+=("$REPO/configs/cxl-vfio-sanitize.config")
+	config_stamp=$STATE/config-sanitize.sha
+fi
+cfg_want=$(cat "${fragments[@]}" "$STATE/series.sha" | sha256sum | cut -d' ' -f1)
+if [ "$cfg_want" != "$(cat "$config_stamp" 2>/dev/null)" ] || [ ! -f "$KBUILD/.config" ]; then
+	log "configuring from $(for f in "${fragments[@]}"; do basename "$f"; done | paste -sd+)"
 	"${KMAKE[@]}" -s tinyconfig >/dev/null
-	(cd "$KBUILD" && KCONFIG_CONFIG=.config "$KSRC/scripts/kconfig/merge_config.sh" -m -O "$KBUILD" .config "$FRAGMENT" >/dev/null)
+	(cd "$KBUILD" && KCONFIG_CONFIG=.config "$KSRC/scripts/kconfig/merge_config.sh" -m -O "$KBUILD" .config "${fragments[@]}" >/dev/null)
 	"${KMAKE[@]}" -s olddefconfig >/dev/null
-	# Every symbol the fragment asks for must have landed.
+	# Every symbol each fragment asks for must have landed (unless a later fragment sets it).
 	bad=0
-	while read -r line; do
-		case "$line" in
-		CONFIG_*=*) grep -qxF "$line" "$KBUILD/.config" || { echo "kbuild: config: wanted $line, got: $(grep "^${line%%=*}=\|^# ${line%%=*} " "$KBUILD/.config" || echo unset)" >&2; bad=1; } ;;
-		"# CONFIG_"*" is not set") s=${line#\# }; s=${s%% *}; grep -q "^$s=" "$KBUILD/.config" && { echo "kbuild: config: wanted $s unset" >&2; bad=1; } ;;
-		esac
-	done <"$FRAGMENT"
+	for ((i = 0; i < ${#fragments[@]}; i++)); do
+		while read -r line; do
+			case "$line" in
+			CONFIG_*=*) s=${line%%=*} ;;
+			"# CONFIG_"*" is not set") s=${line#\# }; s=${s%% *} ;;
+			*) continue ;;
+			esac
+			for later in "${fragments[@]:i+1}"; do
+				grep -q "^$s=\|^# $s is not set" "$later" && continue 2
+			done
+			case "$line" in
+			CONFIG_*=*) grep -qxF "$line" "$KBUILD/.config" || { echo "kbuild: config: wanted $line, got: $(grep "^$s=\|^# $s " "$KBUILD/.config" || echo unset)" >&2; bad=1; } ;;
+			*) grep -q "^$s=" "$KBUILD/.config" && { echo "kbuild: config: wanted $s unset" >&2; bad=1; } ;;
+			esac
+		done <"${fragments[i]}"
+	done
 	[ "$bad" = 0 ] || exit 1
-	echo "$cfg_want" >"$STATE/config.sha"
+	echo "$cfg_want" >"$config_stamp"
 fi
 
 # 5. Build.

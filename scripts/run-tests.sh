@@ -8,9 +8,18 @@
 #   5. VM: every suite (KTAP) through VFIO exactly as a VMM would, on the type-3 and the
 #      Type-2 accelerator
 #   6. in-kernel: the KUnit doctests of our abstractions, run at boot of the test kernel
+# --vm-only: the kernel, the host tools and the project's QEMU as the VM needs them, then
+# steps 5 and 6 alone, on the kernel KERNEL_FLAVOR names (`make test-sanitize`: every VM suite
+# on the sanitizer kernel, see scripts/vm-run.sh).
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$REPO"
+vm_only=0
+case "${1:-}" in
+"") ;;
+--vm-only) vm_only=1 ;;
+*) echo "usage: $0 [--vm-only]" >&2; exit 2 ;;
+esac
 logs=${TEST_LOG_DIR:-$(mktemp -d /tmp/cxlvfio-tests.XXXXXX)}
 mkdir -p "$logs"
 passed=0 failed=0
@@ -20,113 +29,117 @@ count() { # count SUITE PASSED FAILED
 }
 die_setup() { echo "run-tests: $*" >&2; count setup 0 1; echo "$passed passed, $failed failed"; exit 1; }
 
-# 0. The README's commands on a machine without the packages (a fake one: no network, no root
-#    changes), before the real setup below makes this machine have them.
-echo "== setup on a fresh machine (tests/setup/fresh-machine.sh)"
-tests/setup/fresh-machine.sh >"$logs/fresh-machine.ktap" 2>&1
-cat "$logs/fresh-machine.ktap"
-fp=$(grep -cE '^ok [0-9]+ ' "$logs/fresh-machine.ktap")
-ff=$(grep -cE '^not ok [0-9]+ ' "$logs/fresh-machine.ktap")
-[ "$fp" != 0 ] || ff=$((ff + 1))
-count fresh-machine "$fp" "$ff"
+if [ "$vm_only" = 0 ]; then
+	# 0. The README's commands on a machine without the packages (a fake one: no network, no root
+	#    changes), before the real setup below makes this machine have them.
+	echo "== setup on a fresh machine (tests/setup/fresh-machine.sh)"
+	tests/setup/fresh-machine.sh >"$logs/fresh-machine.ktap" 2>&1
+	cat "$logs/fresh-machine.ktap"
+	fp=$(grep -cE '^ok [0-9]+ ' "$logs/fresh-machine.ktap")
+	ff=$(grep -cE '^not ok [0-9]+ ' "$logs/fresh-machine.ktap")
+	[ "$fp" != 0 ] || ff=$((ff + 1))
+	count fresh-machine "$fp" "$ff"
+fi
 
 scripts/setup.sh || die_setup "setup failed"
 . "$REPO/scripts/env.sh" # again: the cache key names the kernel package setup installed
-echo "== building the test kernel (log: $logs/kbuild.log)"
+echo "== building the test kernel, flavour $KERNEL_FLAVOR (log: $logs/kbuild.log)"
 scripts/kbuild.sh >"$logs/kbuild.log" 2>&1 || { tail -n 40 "$logs/kbuild.log"; die_setup "kernel build failed"; }
 grep '^kbuild: built base kernel' "$logs/kbuild.log"
 cargo build --release --workspace --quiet || die_setup "host tools do not build"
 
-# 1. Host crates.
-cargo test --workspace --quiet 2>&1 | tee "$logs/cargo-test.log"
-cargo_rc=${PIPESTATUS[0]}
-hp=$(sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\1/p' "$logs/cargo-test.log" | paste -sd+ | bc)
-hf=$(sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\2/p' "$logs/cargo-test.log" | paste -sd+ | bc)
-# A crate that fails to build fails the suite (its tests report nothing).
-[ "$cargo_rc" = 0 ] || [ "${hf:-0}" != 0 ] || hf=1
-count host "${hp:-0}" "${hf:-0}"
+if [ "$vm_only" = 0 ]; then
+	# 1. Host crates.
+	cargo test --workspace --quiet 2>&1 | tee "$logs/cargo-test.log"
+	cargo_rc=${PIPESTATUS[0]}
+	hp=$(sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\1/p' "$logs/cargo-test.log" | paste -sd+ | bc)
+	hf=$(sed -n 's/^test result: .* \([0-9]\+\) passed; \([0-9]\+\) failed.*/\2/p' "$logs/cargo-test.log" | paste -sd+ | bc)
+	# A crate that fails to build fails the suite (its tests report nothing).
+	[ "$cargo_rc" = 0 ] || [ "${hf:-0}" != 0 ] || hf=1
+	count host "${hp:-0}" "${hf:-0}"
 
-# 1b. The register model fuzzed (cargo fuzz, userspace/cxl-model/fuzz): every target for a
-#     bounded time from its checked-in seeds; a crash, leak, OOM or hang fails it.
-echo "== fuzzing the register model (scripts/fuzz-model.sh ${FUZZ_SECONDS:-15})"
-FUZZ_LOG_DIR="$logs/fuzz" scripts/fuzz-model.sh "${FUZZ_SECONDS:-15}" >"$logs/fuzz.ktap" 2>&1
-cat "$logs/fuzz.ktap"
-zp=$(grep -cE '^ok [0-9]+ ' "$logs/fuzz.ktap")
-zf=$(grep -cE '^not ok [0-9]+ ' "$logs/fuzz.ktap")
-[ "$zp" != 0 ] || [ "$zf" != 0 ] || zf=1
-count fuzz "$zp" "$zf"
+	# 1b. The register model fuzzed (cargo fuzz, userspace/cxl-model/fuzz): every target for a
+	#     bounded time from its checked-in seeds; a crash, leak, OOM or hang fails it.
+	echo "== fuzzing the register model (scripts/fuzz-model.sh ${FUZZ_SECONDS:-15})"
+	FUZZ_LOG_DIR="$logs/fuzz" scripts/fuzz-model.sh "${FUZZ_SECONDS:-15}" >"$logs/fuzz.ktap" 2>&1
+	cat "$logs/fuzz.ktap"
+	zp=$(grep -cE '^ok [0-9]+ ' "$logs/fuzz.ktap")
+	zf=$(grep -cE '^not ok [0-9]+ ' "$logs/fuzz.ktap")
+	[ "$zp" != 0 ] || [ "$zf" != 0 ] || zf=1
+	count fuzz "$zp" "$zf"
 
-# 2. The ABI as userspace C sees it, from the headers `make headers_install` exports.
-echo "== ABI of the installed UAPI headers"
-hdr="$logs/headers"
-if "${KMAKE[@]}" -s headers_install INSTALL_HDR_PATH="$hdr" >"$logs/headers.log" 2>&1 &&
-	gcc -std=c11 -Wall -Wextra -Werror -I"$hdr/include" tests/abi/cxl_uapi_abi.c -o "$logs/cxl_uapi_abi" \
-		>>"$logs/headers.log" 2>&1; then
-	"$logs/cxl_uapi_abi" >"$logs/abi.ktap"
-else
-	cat "$logs/headers.log"
-	echo "not ok 1 the UAPI headers do not install or compile" >"$logs/abi.ktap"
-fi
-grep '^not ok' "$logs/abi.ktap"
-count abi "$(grep -cE '^ok [0-9]+ ' "$logs/abi.ktap")" "$(grep -cE '^not ok [0-9]+ ' "$logs/abi.ktap")"
-
-# 3. Static checks.
-sp=0 sf=0
-check() { if "$@" >"$logs/static.tmp" 2>&1; then sp=$((sp + 1)); echo "ok - $desc"; else sf=$((sf + 1)); echo "not ok - $desc"; sed 's/^/#   /' "$logs/static.tmp" | head -n 20; fi; }
-desc="no unsafe and no bindings:: in drivers/"
-check bash -c '! grep -rnE "\bunsafe\b|bindings::" drivers --include="*.rs"'
-desc="every unsafe block in rust/ has a SAFETY comment"
-check scripts/safety-check.sh
-desc="rustfmt: kernel-side Rust is formatted"
-check /usr/bin/rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" $(git ls-files --cached --others --exclude-standard 'rust/*.rs' 'drivers/*.rs')
-desc="rustfmt: host crates are formatted"
-check cargo fmt --all -- --check
-desc="clippy: host crates (-D warnings)"
-check cargo clippy --workspace --all-targets --quiet -- -D warnings
-desc="clippy: kernel-side Rust (make LLVM=1 CLIPPY=1)"
-check scripts/check.sh
-count static "$sp" "$sf"
-
-# 3b. arm64, build only: the same source tree (series and overlay) cross-built with
-#     ARCH=arm64 LLVM=1 (scripts/arm64-build.sh, cached; incremental after a driver change).
-echo "== arm64 cross-build (scripts/arm64-build.sh, log: $logs/arm64-build.log)"
-ap=0 af=0
-arm64_check() { # arm64_check DESC CMD...: one counted check
-	local desc=$1
-	shift
-	if "$@" >"$logs/arm64.tmp" 2>&1; then
-		ap=$((ap + 1))
-		echo "ok - arm64: $desc"
+	# 2. The ABI as userspace C sees it, from the headers `make headers_install` exports.
+	echo "== ABI of the installed UAPI headers"
+	hdr="$logs/headers"
+	if "${KMAKE[@]}" -s headers_install INSTALL_HDR_PATH="$hdr" >"$logs/headers.log" 2>&1 &&
+		gcc -std=c11 -Wall -Wextra -Werror -I"$hdr/include" tests/abi/cxl_uapi_abi.c -o "$logs/cxl_uapi_abi" \
+			>>"$logs/headers.log" 2>&1; then
+		"$logs/cxl_uapi_abi" >"$logs/abi.ktap"
 	else
-		af=$((af + 1))
-		echo "not ok - arm64: $desc"
-		sed 's/^/#   /' "$logs/arm64.tmp" | head -n 20
+		cat "$logs/headers.log"
+		echo "not ok 1 the UAPI headers do not install or compile" >"$logs/abi.ktap"
 	fi
-}
-arm64_start=$SECONDS
-if amod=$(scripts/arm64-build.sh 2>&1 | tee "$logs/arm64-build.log" | tail -n 1) && [ -f "$amod" ]; then
-	echo "run-tests: arm64 build ready in $((SECONDS - arm64_start)) s"
-	abuild=${amod%/drivers/*}
-	arm64_check "the kernel Image is an arm64 boot image" \
-		bash -c 'file -b "$1" | grep -q "Linux kernel ARM64 boot executable Image"' _ "$abuild/arch/arm64/boot/Image"
-	for ko in "$amod" "$abuild/drivers/vfio/pci/cxl/cxl_vfio_claim_test.ko"; do
-		arm64_check "$(basename "$ko") is an aarch64 module" \
-			bash -c 'file -b "$1" | grep -q "ELF 64-bit LSB relocatable, ARM aarch64"' _ "$ko"
-	done
-	# The module would load into that kernel: same vermagic, and its parameter is there.
-	arm64_check "cxl-vfio-pci.ko's vermagic is the arm64 kernel's" \
-		bash -c 'v=$(modinfo -F vermagic "$1") && [ "${v##* }" = aarch64 ] && strings -a "$2" | grep -qxF "$v"' \
-		_ "$amod" "$abuild/vmlinux"
-	# The page sizes the README gives arm64: PMD PFN mappings, no PUD ones.
-	arm64_check "the kernel inserts PMD and not PUD PFN mappings" \
-		bash -c 'grep -q " vmf_insert_pfn_pmd$" "$1" && ! grep -q " vmf_insert_pfn_pud$" "$1"' _ "$abuild/System.map"
-	arm64_check "cxl-vfio-pci.ko has the disable_cxl parameter" \
-		bash -c 'modinfo -F parm "$1" | grep -q "^disable_cxl:"' _ "$amod"
-else
-	tail -n 20 "$logs/arm64-build.log"
-	af=1
+	grep '^not ok' "$logs/abi.ktap"
+	count abi "$(grep -cE '^ok [0-9]+ ' "$logs/abi.ktap")" "$(grep -cE '^not ok [0-9]+ ' "$logs/abi.ktap")"
+
+	# 3. Static checks.
+	sp=0 sf=0
+	check() { if "$@" >"$logs/static.tmp" 2>&1; then sp=$((sp + 1)); echo "ok - $desc"; else sf=$((sf + 1)); echo "not ok - $desc"; sed 's/^/#   /' "$logs/static.tmp" | head -n 20; fi; }
+	desc="no unsafe and no bindings:: in drivers/"
+	check bash -c '! grep -rnE "\bunsafe\b|bindings::" drivers --include="*.rs"'
+	desc="every unsafe block in rust/ has a SAFETY comment"
+	check scripts/safety-check.sh
+	desc="rustfmt: kernel-side Rust is formatted"
+	check /usr/bin/rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" $(git ls-files --cached --others --exclude-standard 'rust/*.rs' 'drivers/*.rs')
+	desc="rustfmt: host crates are formatted"
+	check cargo fmt --all -- --check
+	desc="clippy: host crates (-D warnings)"
+	check cargo clippy --workspace --all-targets --quiet -- -D warnings
+	desc="clippy: kernel-side Rust (make LLVM=1 CLIPPY=1)"
+	check scripts/check.sh
+	count static "$sp" "$sf"
+
+	# 3b. arm64, build only: the same source tree (series and overlay) cross-built with
+	#     ARCH=arm64 LLVM=1 (scripts/arm64-build.sh, cached; incremental after a driver change).
+	echo "== arm64 cross-build (scripts/arm64-build.sh, log: $logs/arm64-build.log)"
+	ap=0 af=0
+	arm64_check() { # arm64_check DESC CMD...: one counted check
+		local desc=$1
+		shift
+		if "$@" >"$logs/arm64.tmp" 2>&1; then
+			ap=$((ap + 1))
+			echo "ok - arm64: $desc"
+		else
+			af=$((af + 1))
+			echo "not ok - arm64: $desc"
+			sed 's/^/#   /' "$logs/arm64.tmp" | head -n 20
+		fi
+	}
+	arm64_start=$SECONDS
+	if amod=$(scripts/arm64-build.sh 2>&1 | tee "$logs/arm64-build.log" | tail -n 1) && [ -f "$amod" ]; then
+		echo "run-tests: arm64 build ready in $((SECONDS - arm64_start)) s"
+		abuild=${amod%/drivers/*}
+		arm64_check "the kernel Image is an arm64 boot image" \
+			bash -c 'file -b "$1" | grep -q "Linux kernel ARM64 boot executable Image"' _ "$abuild/arch/arm64/boot/Image"
+		for ko in "$amod" "$abuild/drivers/vfio/pci/cxl/cxl_vfio_claim_test.ko"; do
+			arm64_check "$(basename "$ko") is an aarch64 module" \
+				bash -c 'file -b "$1" | grep -q "ELF 64-bit LSB relocatable, ARM aarch64"' _ "$ko"
+		done
+		# The module would load into that kernel: same vermagic, and its parameter is there.
+		arm64_check "cxl-vfio-pci.ko's vermagic is the arm64 kernel's" \
+			bash -c 'v=$(modinfo -F vermagic "$1") && [ "${v##* }" = aarch64 ] && strings -a "$2" | grep -qxF "$v"' \
+			_ "$amod" "$abuild/vmlinux"
+		# The page sizes the README gives arm64: PMD PFN mappings, no PUD ones.
+		arm64_check "the kernel inserts PMD and not PUD PFN mappings" \
+			bash -c 'grep -q " vmf_insert_pfn_pmd$" "$1" && ! grep -q " vmf_insert_pfn_pud$" "$1"' _ "$abuild/System.map"
+		arm64_check "cxl-vfio-pci.ko has the disable_cxl parameter" \
+			bash -c 'modinfo -F parm "$1" | grep -q "^disable_cxl:"' _ "$amod"
+	else
+		tail -n 20 "$logs/arm64-build.log"
+		af=1
+	fi
+	count arm64-build "$ap" "$af"
 fi
-count arm64-build "$ap" "$af"
 
 # 4. The project's QEMU 10.0 (Debian's source + qemu/patches, built once and cached): the test
 #    VM gets a type-3 on one CXL host bridge and the cxl-accel Type-2 accelerator on another,
@@ -141,6 +154,8 @@ fi
 if [ -x "$qemu" ]; then
 	echo "run-tests: $qemu"
 	count qemu-build 1 0
+fi
+if [ -x "$qemu" ] && [ "$vm_only" = 0 ]; then
 	# The series' vfio-pci CXL code on the host, against an LD_PRELOAD mock of the driver's
 	# UAPI (qtest and QMP, no guest): placement, errors, resets, unplug, no DMA map of the DPA.
 	echo "== qemu-mock (log: $logs/qemu-mock.log)"
@@ -151,7 +166,7 @@ if [ -x "$qemu" ]; then
 	[ "$rc" = 0 ] || [ "$mf" != 0 ] || { mf=1; tail -n 20 "$logs/qemu-mock.log"; }
 	[ "$mp" != 0 ] || mf=$((mf + 1))
 	count qemu-mock "$mp" "$mf"
-else
+elif [ ! -x "$qemu" ]; then
 	echo "run-tests: the project's QEMU could not be built; see $logs/qemu-build.log"
 	tail -n 20 "$logs/qemu-build.log" 2>/dev/null
 	count qemu-build 0 1
@@ -162,7 +177,7 @@ fi
 #    through the type1 container and through iommufd; the VM has QEMU's intel-iommu), then
 #    the no-IOMMU variant.
 vm_suite() { # vm_suite SUITE [vm-run args] -- PROGRAM [args]
-	local suite=$1 vm_args=() rc p f
+	local suite=$1 vm_args=() rc p f t0=$SECONDS
 	shift
 	while [ "$1" != -- ]; do vm_args+=("$1"); shift; done
 	shift
@@ -170,6 +185,7 @@ vm_suite() { # vm_suite SUITE [vm-run args] -- PROGRAM [args]
 	VM_LOG_PREFIX="$logs/$suite" scripts/vm-run.sh "${vm_args[@]}" -- "$@" >"$logs/$suite.ktap" 2>&1
 	rc=$?
 	cat "$logs/$suite.ktap"
+	echo "run-tests: $suite took $((SECONDS - t0)) s (kernel flavour $KERNEL_FLAVOR)"
 	p=$(grep -cE '^ok [0-9]+ ' "$logs/$suite.ktap")
 	f=$(grep -cE '^not ok [0-9]+ ' "$logs/$suite.ktap")
 	if [ "$p" = 0 ] && [ "$f" = 0 ]; then f=1; echo "run-tests: $suite did not run (exit $rc)"; fi

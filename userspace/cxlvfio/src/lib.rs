@@ -31,7 +31,7 @@
 //!   [`AttachedDevice`] they return (device plus IOMMU side, DMA map/unmap, close).
 //! - [`pci`], [`kmod`]: sysfs views of the PCI device and kernel module.
 //! - [`ktap`]: KTAP reporter and result parser.
-//! - [`kmsg`]: kernel log problem matcher.
+//! - [`kmsg`]: kernel log problem matcher; [`kmemleak`]: which leaks of a kmemleak report are ours.
 //! - [`cxl`]: CXL register layouts and reference models of the driver's CXL ABI.
 //! - [`mmap`], [`sigbus`]: device-memory mappings, volatile access, fault
 //!   counting, and a SIGBUS handler that turns faults into test results.
@@ -55,6 +55,7 @@ pub mod ioeventfd;
 pub mod iomem;
 pub mod iommu;
 pub mod iommufd;
+pub mod kmemleak;
 pub mod kmod;
 pub mod kmsg;
 pub mod ktap;

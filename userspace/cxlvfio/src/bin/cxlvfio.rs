@@ -4,6 +4,7 @@
 //! ```text
 //! cxlvfio info <BDF>
 //! cxlvfio backend-check <BACKEND-FILE> [LOG...]
+//! cxlvfio sanitizer-check <KMEMLEAK-REPORT|-> <KERNEL-LOG>...
 //! cxlvfio dpa-write <BDF> <OFFSET> <U32>...
 //! cxlvfio dpa-read <BDF> <OFFSET> [COUNT]
 //! ```
@@ -26,10 +27,11 @@ use cxlvfio::uapi::{
     VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
 };
 use cxlvfio::vfio::Capability;
-use cxlvfio::{open_device, parity, pci, AttachedDevice};
+use cxlvfio::{kmemleak, kmsg, open_device, parity, pci, AttachedDevice};
 
 const USAGE: &str = "usage: cxlvfio info <BDF>\n\
        cxlvfio backend-check <BACKEND-FILE> [LOG...]\n\
+       cxlvfio sanitizer-check <KMEMLEAK-REPORT|-> <KERNEL-LOG>...\n\
        cxlvfio info-dump <BDF>\n\
        cxlvfio info-compare <DUMP-CXL-ON> <DUMP-DISABLE-CXL>\n\
        cxlvfio dpa-write <BDF> <OFFSET> <U32>...\n\
@@ -46,6 +48,14 @@ standard input), and checks that <BACKEND-FILE> (the QEMU memory backend of the\
 device, DPA offset = file offset) holds the data each '# backend-check' line\n\
 describes. Prints KTAP; exit status 0 if every marker matched and the count line\n\
 agrees. Needs neither root nor the device.\n\
+\n\
+sanitizer-check: the sanitizer kernel's verdict on one VM boot (scripts/vm-run.sh\n\
+with KERNEL_FLAVOR=sanitize), as KTAP: the guest's kernel logs hold no\n\
+report (KASAN, UBSAN, lockdep, RCU, warnings, kmemleak giving up), and no object of\n\
+the kmemleak report was allocated through our code (the driver's modules, the Rust\n\
+abstractions this project adds); leaks from elsewhere are listed, not failed. A\n\
+missing report file fails; '-' (no scan possible: the command powered the VM off)\n\
+skips that result. Needs neither root nor the device.\n\
 \n\
 info-dump: every field and capability of the device's and each region's info.\n\
 info-compare: KTAP: the dump with CXL on is the dump with disable_cxl=1 plus\n\
@@ -371,6 +381,98 @@ fn backend_check(file: &str, logs: &[&str]) -> io::Result<bool> {
     Ok(check_markers(&f, &log, Ktap::stdout(plan)))
 }
 
+/// `sanitizer-check`: the kernel log's reports and the kmemleak report's leaks from our
+/// code, as two KTAP results. `report`: `Err(reason)` when there is no kmemleak report,
+/// with `Ok(reason)` when that is expected (the result is then skipped).
+fn sanitizer_verdict<W: io::Write>(
+    log: &str,
+    report: Result<&str, Result<&str, &str>>,
+    mut ktap: Ktap<W>,
+) -> bool {
+    let problems = kmsg::find_problems(log.lines());
+    for p in problems.iter().take(20) {
+        ktap.diag(&format!("kernel log: {p}"));
+    }
+    if problems.is_empty() {
+        ktap.ok("kernel_log_no_sanitizer_reports");
+    } else {
+        ktap.not_ok(
+            "kernel_log_no_sanitizer_reports",
+            &format!(
+                "{} report lines, the first: {}",
+                problems.len(),
+                problems[0]
+            ),
+        );
+    }
+    let name = "kmemleak_nothing_from_our_code";
+    match report {
+        Err(Ok(why)) => ktap.skip(name, why),
+        Err(Err(why)) => ktap.not_ok(name, why),
+        Ok(text) => {
+            let leaks = kmemleak::parse_report(text);
+            let (ours, elsewhere): (Vec<_>, Vec<_>) = leaks.iter().partition(|l| l.is_ours());
+            ktap.diag(&format!(
+                "kmemleak: {} unreferenced objects: {} from our code, {} from elsewhere",
+                leaks.len(),
+                ours.len(),
+                elsewhere.len()
+            ));
+            let mut sites: Vec<(&str, usize)> = Vec::new();
+            for l in &elsewhere {
+                match sites.iter_mut().find(|(s, _)| *s == l.allocation_site()) {
+                    Some((_, n)) => *n += 1,
+                    None => sites.push((l.allocation_site(), 1)),
+                }
+            }
+            for (site, n) in &sites {
+                ktap.diag(&format!("kmemleak: elsewhere: {n} x {site}"));
+            }
+            for l in &ours {
+                ktap.diag(&format!(
+                    "kmemleak: ours: {} {}",
+                    l.header,
+                    l.comm.as_deref().unwrap_or("")
+                ));
+                for f in &l.backtrace {
+                    ktap.diag(&format!("kmemleak:     {f}"));
+                }
+            }
+            match ours.first() {
+                None => ktap.ok(name),
+                Some(l) => ktap.not_ok(
+                    name,
+                    &format!(
+                        "{} leaks, the first allocated at {}",
+                        ours.len(),
+                        l.allocation_site()
+                    ),
+                ),
+            }
+        }
+    }
+    let ok = ktap.all_passed();
+    ktap.finish();
+    ok
+}
+
+fn sanitizer_check(report: &str, logs: &[&str]) -> io::Result<bool> {
+    let log = read_logs(logs)?;
+    // The guest writes no report when kmemleak was not there to ask.
+    let text = match std::fs::read(report) {
+        _ if report == "-" => None,
+        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io::Error::new(e.kind(), format!("{report}: {e}"))),
+    };
+    let verdict = match (&text, report) {
+        (Some(t), _) => Ok(t.as_str()),
+        (None, "-") => Err(Ok("the command powered the VM off: no scan")),
+        (None, _) => Err(Err("no kmemleak report: the scan did not run")),
+    };
+    Ok(sanitizer_verdict(&log, verdict, Ktap::stdout(2)))
+}
+
 /// `info-dump`: the device's info and every region's info, canonical (see [`parity::dump`]).
 fn info_dump(bdf: &str) -> io::Result<String> {
     let bdf = pci::normalize_bdf(bdf)?;
@@ -411,6 +513,9 @@ fn main() -> ExitCode {
             true
         }),
         ["backend-check", file, ref logs @ ..] => backend_check(file, logs),
+        ["sanitizer-check", report, ref logs @ ..] if !logs.is_empty() => {
+            sanitizer_check(report, logs)
+        }
         ["info-dump", bdf] => info_dump(bdf).map(|text| {
             print!("{text}");
             true
@@ -455,6 +560,84 @@ mod tests {
         let mut out = Vec::new();
         let ok = check_markers(file, &log, Ktap::new(&mut out, plan));
         (ok, String::from_utf8(out).unwrap())
+    }
+
+    fn verdict(log: &str, report: Option<&str>) -> (bool, String) {
+        let report = report.ok_or(Err("no kmemleak report"));
+        let mut out = Vec::new();
+        let ok = sanitizer_verdict(log, report, Ktap::new(&mut out, 2));
+        (ok, String::from_utf8(out).unwrap())
+    }
+
+    const LEAK_ELSEWHERE: &str = "unreferenced object 0xffff888004a1c000 (size 64):\n  \
+        comm \"swapper/0\", pid 1, jiffies 4294667296\n  backtrace (crc 0):\n    \
+        [<ffffffff8133a6b5>] kmemleak_alloc+0x4b/0x80\n    \
+        [<ffffffff81a0b1c2>] acpi_os_map_iomem+0x92/0x1f0\n";
+    const LEAK_OURS: &str = "unreferenced object 0xffff888006b2d800 (size 128):\n  \
+        comm \"modprobe\", pid 212, jiffies 4294670001\n  backtrace (crc 1):\n    \
+        [<ffffffff8133a6b5>] kmemleak_alloc+0x4b/0x80\n    \
+        [<ffffffffa0001234>] cxl_vfio_probe+0x34/0x100 [cxl_vfio_pci]\n";
+
+    #[test]
+    fn sanitizer_verdict_clean() {
+        let (ok, out) = verdict(
+            "[    0.1] kasan: KernelAddressSanitizer initialized\n",
+            Some(""),
+        );
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("ok 1 kernel_log_no_sanitizer_reports\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ok 2 kmemleak_nothing_from_our_code\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn sanitizer_verdict_counts_leaks_from_elsewhere_without_failing() {
+        let (ok, out) = verdict("", Some(LEAK_ELSEWHERE));
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("1 unreferenced objects: 0 from our code, 1 from elsewhere"),
+            "{out}"
+        );
+        assert!(
+            out.contains("# kmemleak: elsewhere: 1 x acpi_os_map_iomem+0x92/0x1f0"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn sanitizer_verdict_fails_on_our_leak_and_on_reports() {
+        let report = format!("{LEAK_ELSEWHERE}{LEAK_OURS}");
+        let (ok, out) = verdict("", Some(&report));
+        assert!(!ok);
+        assert!(out.contains("not ok 2 kmemleak_nothing_from_our_code # 1 leaks, the first allocated at cxl_vfio_probe+0x34/0x100 [cxl_vfio_pci]"), "{out}");
+        assert!(
+            out.contains("# kmemleak:     cxl_vfio_probe+0x34/0x100 [cxl_vfio_pci]"),
+            "{out}"
+        );
+        let log =
+            "[   12.5] BUG: KASAN: slab-use-after-free in vfio_pci_core_close_device+0x20/0x90\n";
+        let (ok, out) = verdict(log, Some(""));
+        assert!(!ok);
+        assert!(
+            out.contains("not ok 1 kernel_log_no_sanitizer_reports # 1 report lines"),
+            "{out}"
+        );
+        let (ok, out) = verdict(
+            "[ 3.0] UBSAN: shift-out-of-bounds in lib/x.c:1:2\n",
+            Some(""),
+        );
+        assert!(!ok, "{out}");
+        let (ok, out) = verdict("", None);
+        assert!(!ok);
+        assert!(
+            out.contains("not ok 2 kmemleak_nothing_from_our_code # no kmemleak report"),
+            "{out}"
+        );
     }
 
     #[test]
