@@ -64,11 +64,15 @@ N ?= 20
 repeat-dpa: kernel tools
 	@scripts/repeat-vm-suite.sh $(N) -- target/release/cxlvfio-dpa
 
+# The long runs keep the VM's console and guest kernel log (VM_LOG_PREFIX, default a new
+# directory under /tmp that vm-run names when the run fails).
 lifecycle: kernel tools qemu
-	@VM_TIMEOUT=$${VM_TIMEOUT:-5400} scripts/vm-run.sh -- tests/vm/lifecycle.sh --long
+	@VM_LOG_PREFIX=$${VM_LOG_PREFIX:-$$(mktemp -d /tmp/cxlvfio-lifecycle.XXXXXX)/vm} \
+		VM_TIMEOUT=$${VM_TIMEOUT:-5400} scripts/vm-run.sh -- tests/vm/lifecycle.sh --long
 
 randops: kernel tools qemu
-	@VM_TIMEOUT=$${VM_TIMEOUT:-28800} scripts/vm-run.sh -- tests/vm/randops.sh --long -- $(RANDOPS_ARGS)
+	@VM_LOG_PREFIX=$${VM_LOG_PREFIX:-$$(mktemp -d /tmp/cxlvfio-randops.XXXXXX)/vm} \
+		VM_TIMEOUT=$${VM_TIMEOUT:-28800} scripts/vm-run.sh -- tests/vm/randops.sh --long -- $(RANDOPS_ARGS)
 
 bench: kernel tools qemu
 	@scripts/bench.sh
