@@ -125,6 +125,7 @@ pub fn parse_report(text: &str) -> Vec<Leak> {
 mod tests {
     use super::*;
 
+    // Frames as 6.12 prints them (`%pS`), and with the `[<address>]` older kernels add.
     const REPORT: &str = "\
 unreferenced object 0xffff888004a1c000 (size 64):
   comm \"swapper/0\", pid 1, jiffies 4294667296
@@ -141,10 +142,10 @@ unreferenced object 0xffff888006b2d800 (size 128):
   hex dump (first 32 bytes):
     01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  ................
   backtrace (crc 9a1b2c3d):
-    [<ffffffff8133a6b5>] kmemleak_alloc+0x4b/0x80
-    [<ffffffff81310d7a>] __kmalloc_noprof+0x1aa/0x2c0
-    [<ffffffffa0003f10>] _RNvMNtCs1a2b3c_12cxl_vfio_pci3dpaNtB2_3Dpa3new+0x90/0x200 [cxl_vfio_pci]
-    [<ffffffffa0001234>] cxl_vfio_probe+0x34/0x100 [cxl_vfio_pci]
+    kmemleak_alloc+0x4b/0x80
+    __kmalloc_noprof+0x1aa/0x2c0
+    _RNvMNtCs1a2b3c_12cxl_vfio_pci3dpaNtB2_3Dpa3new+0x90/0x200 [cxl_vfio_pci]
+    cxl_vfio_probe+0x34/0x100 [cxl_vfio_pci]
 unreferenced object 0xffff888006b2e000 (size 32):
   comm \"cxlvfio-smoke\", pid 300, jiffies 4294680001
   backtrace (crc 1):
