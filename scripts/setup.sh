@@ -10,7 +10,7 @@ set -euo pipefail
 APT_PACKAGES=(linux-source-6.12 rustc-web rust-web-src rust-web-clippy rustfmt-web
 	clang lld llvm libclang-dev bc flex bison libelf-dev libssl-dev cpio
 	kmod xz-utils make patch gcc libc6-dev rsync qemu-system-x86 ndctl
-	busybox-static pciutils pci.ids python3)
+	busybox-static pciutils pci.ids python3 file binutils)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
 	dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
