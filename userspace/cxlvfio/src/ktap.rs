@@ -87,6 +87,17 @@ impl<W: Write> Ktap<W> {
         self.line(&format!("ok {n} {}", one_line(name, false)));
     }
 
+    /// Reports `kernel_log_clean`: passed when the kernel log has no problem line
+    /// ([`crate::kmsg::find_problems`]) since `mark` (from [`crate::kmsg::log_mark`]).
+    pub fn kernel_log_clean(&mut self, mark: io::Result<u64>) {
+        let name = "kernel_log_clean";
+        match mark.and_then(crate::kmsg::problems_since) {
+            Ok(p) if p.is_empty() => self.ok(name),
+            Ok(p) => self.not_ok(name, &p.join(" | ")),
+            Err(e) => self.not_ok(name, &format!("cannot read the kernel log: {e}")),
+        }
+    }
+
     /// Reports the next test as failed, with a one-line reason.
     pub fn not_ok(&mut self, name: &str, reason: &str) {
         let n = self.take_number();

@@ -234,12 +234,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let name = "kernel_log_clean";
-    match mark.and_then(kmsg::problems_since) {
-        Ok(p) if p.is_empty() => k.ok(name),
-        Ok(p) => k.not_ok(name, &p.join(" | ")),
-        Err(e) => k.not_ok(name, &format!("cannot read the kernel log: {e}")),
-    }
+    k.kernel_log_clean(mark);
     let ok = k.all_passed();
     k.finish();
     if ok {
