@@ -15,7 +15,8 @@
 #   make lifecycle          the long lifecycle loops (1000 open/close, 100 binds, 100 loads,
 #                           500 mixed resets) in one VM
 #   make test-sanitize      every VM suite of make test on the sanitizer kernel (KASAN, kmemleak,
-#                           UBSAN); KERNEL_FLAVOR=sanitize runs any target on it (make lifecycle)
+#                           UBSAN); KERNEL_FLAVOR=sanitize runs any target on it (make lifecycle);
+#                           TEST_SUITES='vm-lifecycle vm-nested-*' runs only those VM suites
 SHELL := /bin/bash
 # cargo-installed tools (bindgen) and the rustup toolchain, whatever PATH the caller has.
 export PATH := $(HOME)/.cargo/bin:$(PATH)

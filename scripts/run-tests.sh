@@ -11,6 +11,10 @@
 # --vm-only: the kernel, the host tools and the project's QEMU as the VM needs them, then
 # steps 5 and 6 alone, on the kernel KERNEL_FLAVOR names (`make test-sanitize`: every VM suite
 # on the sanitizer kernel, see scripts/vm-run.sh).
+# TEST_SUITES='vm-lifecycle vm-nested-*': run only the VM suites (step 5) whose names match one
+# of these shell patterns, with the checks that read their output (backend files, KUnit from
+# vm-smoke); the others are skipped and not counted. For a long run in parts
+# (`TEST_SUITES=... make test-sanitize`) or one suite again after a fix.
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$REPO"
@@ -176,9 +180,25 @@ fi
 #    both IOMMU paths (tests/vm/each-device.sh: the type-3, then the accelerator, each opened
 #    through the type1 container and through iommufd; the VM has QEMU's intel-iommu), then
 #    the no-IOMMU variant.
+suites_run=0
+selected() { # selected SUITE: TEST_SUITES is unset or one of its patterns matches SUITE
+	local pattern patterns
+	[ -n "${TEST_SUITES:-}" ] || return 0
+	read -ra patterns <<<"$TEST_SUITES" # read, not a bare $TEST_SUITES: no file-name globbing
+	for pattern in "${patterns[@]}"; do
+		# shellcheck disable=SC2053 # the pattern is a glob on purpose
+		[[ $1 == $pattern ]] && return 0
+	done
+	return 1
+}
 vm_suite() { # vm_suite SUITE [vm-run args] -- PROGRAM [args]
 	local suite=$1 vm_args=() rc p f t0=$SECONDS
 	shift
+	if ! selected "$suite"; then
+		echo "== $suite: skipped (TEST_SUITES='$TEST_SUITES')"
+		return 0
+	fi
+	suites_run=$((suites_run + 1))
 	while [ "$1" != -- ]; do vm_args+=("$1"); shift; done
 	shift
 	echo "== $suite (console and guest kernel log: $logs/$suite.console, $logs/$suite.dmesg)"
@@ -244,8 +264,8 @@ backend_check() { # backend_check SUITE BACKEND_FILE DPA_KTAP
 	count "$1" "$p" "$f"
 	rm -f "$2"
 }
-backend_check backend "$logs/cxl-mem.raw" "$logs/vm-dpa.ktap"
-backend_check backend-accel "$logs/accel-mem.raw" "$logs/vm-dpa-accel.ktap"
+selected vm-dpa && backend_check backend "$logs/cxl-mem.raw" "$logs/vm-dpa.ktap"
+selected vm-dpa-accel && backend_check backend-accel "$logs/accel-mem.raw" "$logs/vm-dpa-accel.ktap"
 # The accelerator's own tests: its component BAR's two sparse areas, the doorbell through the
 # mapping, CACHE_CAPABLE, the decoders in COMP_REGS, the block refused; with the block in the
 # middle, at the start and at the end of the BAR, and with 1, 2 and 4 decoders.
@@ -280,13 +300,16 @@ VM_CXL_HB_DECODERS=1 vm_suite vm-cxl-region --setup fw -- tests/vm/cxl-region.sh
 nested_logs=$logs
 case $nested_logs in /tmp/*) ;; *) nested_logs=/tmp ;; esac # the VM writes only below /tmp
 # The nested guest's small kernel (scripts/l2-kbuild.sh, cached; about 15 min cold) and initramfs.
-if scripts/l2-kbuild.sh >"$logs/l2-kbuild.log" 2>&1 &&
+if ! selected vm-nested-accel && ! selected vm-nested-cxl; then
+	echo "== vm-nested-*: skipped (TEST_SUITES='$TEST_SUITES')"
+elif scripts/l2-kbuild.sh >"$logs/l2-kbuild.log" 2>&1 &&
 	scripts/l2-initramfs.sh "$logs/l2-initramfs.cpio" >"$logs/l2-initramfs.log" 2>&1; then
 	VM_ACCEL_MEM_OUT="$logs/nested-accel-mem.raw" vm_suite vm-nested-accel --modargs scrub_memory=0 -- \
 		tests/vm/nested.sh --type accel --iommu type1 --initramfs "$logs/l2-initramfs.cpio" --log-dir "$nested_logs"
 	VM_MEM_OUT="$logs/nested-cxl-mem.raw" vm_suite vm-nested-cxl -- \
 		tests/vm/nested.sh --type cxl --iommu iommufd --initramfs "$logs/l2-initramfs.cpio" --log-dir "$nested_logs"
 	for dev in accel cxl; do
+		selected "vm-nested-$dev" || continue
 		bp=0 bf=0
 		while read -r off want; do
 			got=$(od -A n -t x4 -j "$((off))" -N 4 "$logs/nested-$dev-mem.raw" 2>/dev/null | tr -d ' ')
@@ -312,7 +335,9 @@ VM_IOMMU=none vm_suite vm-noiommu -- bash -c "$each -- target/release/cxlvfio-cx
 # 6. In-kernel: KUnit doctests, run at boot of the first VM.
 echo "== KUnit doctests (from the guest kernel log)"
 kp=0 kf=0
-if [ -s "$logs/dmesg" ]; then
+if ! selected vm-smoke; then
+	echo "run-tests: skipped with vm-smoke, whose boot runs them"
+elif [ -s "$logs/dmesg" ]; then
 	sed -n 's/^\[[ 0-9.]*\] *//; /rust_doctest/p' "$logs/dmesg" >"$logs/kunit.ktap"
 	kp=$(grep -cE '^\s*ok [0-9]+ rust_doctest_kernel_' "$logs/kunit.ktap")
 	kf=$(grep -cE '^\s*not ok [0-9]+ rust_doctest_kernel_' "$logs/kunit.ktap")
@@ -329,7 +354,11 @@ else
 	kf=1
 	echo "run-tests: no guest kernel log"
 fi
-count kunit "$kp" "$kf"
+selected vm-smoke && count kunit "$kp" "$kf"
+if [ "$suites_run" = 0 ]; then
+	echo "run-tests: no VM suite matches TEST_SUITES='${TEST_SUITES:-}'"
+	failed=$((failed + 1))
+fi
 
 echo "logs: $logs"
 echo "$passed passed, $failed failed"
