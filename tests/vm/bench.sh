@@ -9,19 +9,12 @@
 set -u
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO" || exit 1
-DRIVER=cxl-vfio-pci
 bdf=${CXL_BDF:?no CXL_BDF}
-driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null; }
-reload() { # reload [MODULE ARGS]: firmware commits decoder 0 again, as at boot
-	if [ -d /sys/module/cxl_vfio_pci ]; then rmmod cxl_vfio_pci || return 1; fi
-	target/release/cxl-fwemu --device "$bdf" >/dev/null || return 1
-	modprobe "$DRIVER" "$@" || return 1
-	echo "$bdf" >/sys/bus/pci/drivers_probe 2>/dev/null
-	[ "$(driver_of "$bdf")" = "$DRIVER" ] || { echo "$bdf did not bind" >&2; return 1; }
-}
+. tests/vm/lib.sh
+reload_devices=("$bdf")
 rc=0
-reload scrub_memory=0 && target/release/cxlvfio-ratios --device "$bdf" --phase cxl --faults || rc=1
-reload && target/release/cxlvfio-ratios --device "$bdf" --phase scrub --scrub || rc=1
-reload disable_cxl=1 && target/release/cxlvfio-ratios --device "$bdf" --phase plain || rc=1
-reload || rc=1
+reload_driver scrub_memory=0 >&2 && target/release/cxlvfio-ratios --device "$bdf" --phase cxl --faults || rc=1
+reload_driver >&2 && target/release/cxlvfio-ratios --device "$bdf" --phase scrub --scrub || rc=1
+reload_driver disable_cxl=1 >&2 && target/release/cxlvfio-ratios --device "$bdf" --phase plain || rc=1
+reload_driver >&2 || rc=1
 exit "$rc"

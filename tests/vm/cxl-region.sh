@@ -18,26 +18,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO" || exit 1
 
 PLAN=8
-n=0
-failed=0
-result() { # result NAME WHY: passes when WHY is empty
-	n=$((n + 1))
-	if [ -z "$2" ]; then
-		echo "ok $n $1"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n $1 # $2"
-	fi
-}
-driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null; }
-await_driver() { # await_driver BDF DRIVER: up to 10 s (probing is asynchronous)
-	local _
-	for _ in $(seq 50); do
-		[ "$(driver_of "$1")" = "$2" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
+. tests/vm/lib.sh
 # "START NAME" of the CXL region resources nested in a CXL window in /proc/iomem.
 iomem_regions() { sed -n 's/^  \([0-9a-f]*\)-[0-9a-f]* : \(region[0-9]*\)$/\1 \2/p' /proc/iomem; }
 fwemu=target/release/cxl-fwemu

@@ -13,27 +13,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO" || exit 1
 
 PLAN=9
-n=0
-failed=0
-result() { # result NAME WHY: passes when WHY is empty
-	n=$((n + 1))
-	if [ -z "$2" ]; then
-		echo "ok $n $1"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n $1 # $2"
-	fi
-}
-driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null; }
-# Waits up to 10 s for FILE's driver to become DRIVER (probing is asynchronous).
-await_driver() {
-	local _
-	for _ in $(seq 50); do
-		[ "$(driver_of "$1")" = "$2" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
+. tests/vm/lib.sh
 memdevs() { ls -d /sys/bus/cxl/devices/mem* 2>/dev/null; }
 # The memdevs `cxl list` (ndctl) shows for this device, one "memN" per line.
 cxl_memdevs() { cxl list -M 2>/dev/null | tr -d ' \t\n' | grep -o "\"memdev\":\"mem[0-9]*\"[^}]*\"host\":\"$bdf\"" | grep -o 'mem[0-9]*' | head -n 1; }

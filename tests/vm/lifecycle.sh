@@ -22,7 +22,6 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO" || exit 1
 
 DRIVER=cxl-vfio-pci
-MODULE=cxl_vfio_pci
 cycles=200 binds=20 loads=20 resets=0
 [ "${1:-}" = --long ] && { cycles=1000 binds=100 loads=100 resets=500; }
 lifecycle=target/release/cxlvfio-lifecycle
@@ -32,17 +31,7 @@ devices=()
 [ -z "${ACCEL_BDF:-}" ] || devices+=("$ACCEL_BDF")
 PLAN=$((${#devices[@]} + 5))
 [ "$resets" = 0 ] || PLAN=$((PLAN + 1))
-n=0 failed=0
-result() { # result NAME WHY: passes when WHY is empty
-	n=$((n + 1))
-	if [ -z "$2" ]; then
-		echo "ok $n $1"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n $1 # $2"
-	fi
-}
-driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null; }
+. tests/vm/lib.sh
 # Runs a program whose KTAP is a subtest: indented on the suite's output (fd 3), its
 # '# lifecycle:' lines also kept in $diag; prints why when it fails (nothing otherwise).
 exec 3>&1
@@ -54,23 +43,7 @@ sub() {
 	grep -o '# lifecycle: .*' <<<"$out" >>"$diag"
 	[ "$rc" = 0 ] || { grep -m1 '^not ok' <<<"$out" || echo "exit $rc"; }
 }
-# Unloads the driver and loads it with ARGS (the boot's module arguments plus these); the
-# devices keep driver_override, so the load binds them. Commits decoder 0 again first, as
-# firmware does at boot: disable_cxl=1 leaves the decoders to vfio-pci's resets.
-reload() {
-	local bdf
-	if [ -d "/sys/module/$MODULE" ]; then rmmod "$MODULE" || return 1; fi
-	for bdf in "${devices[@]}"; do
-		target/release/cxl-fwemu --device "$bdf" >/dev/null || return 1
-	done
-	# shellcheck disable=SC2086 # lists of module arguments
-	modprobe "$DRIVER" ${CXLVFIO_MODARGS:-} "$@" || return 1
-	for bdf in "${devices[@]}"; do
-		echo "$DRIVER" >"/sys/bus/pci/devices/$bdf/driver_override" || return 1
-		echo "$bdf" >/sys/bus/pci/drivers_probe 2>/dev/null
-		[ "$(driver_of "$bdf")" = "$DRIVER" ] || { echo "$bdf did not bind"; return 1; }
-	done
-}
+reload_devices=("${devices[@]}")
 # The number after KEY in the '# lifecycle: LABEL ...' line of LABEL.
 stat() { sed -n "s/^# lifecycle: $1 .*$2 \([0-9.]*\).*/\1/p" "$diag" | tail -n 1; }
 
@@ -83,14 +56,14 @@ echo "$mark" >/dev/kmsg
 start=$SECONDS
 
 # 1. Open/close cycles, data kept across them (no scrubbing), then a few with scrubbing.
-why=$(reload scrub_memory=0 2>&1) || why="reload with scrub_memory=0: $why"
+why=$(reload_driver scrub_memory=0 2>&1) || why="reload with scrub_memory=0: $why"
 for bdf in "${devices[@]}"; do
 	w=$why
 	[ -n "$w" ] || w=$(sub "$lifecycle" --device "$bdf" --cycles "$cycles" --expect-no-scrub --label "cxl-$bdf")
-	[ -n "$w" ] || w=$(reload 2>&1) || w="reload: $w"
+	[ -n "$w" ] || w=$(reload_driver 2>&1) || w="reload: $w"
 	[ -n "$w" ] || w=$(sub "$lifecycle" --device "$bdf" --cycles 3 --label "scrub-$bdf")
 	result "open_close_${cycles}_cycles_$bdf" "$w"
-	reload scrub_memory=0 >/dev/null 2>&1
+	reload_driver scrub_memory=0 >/dev/null 2>&1
 done
 
 # 2. Unbind/bind cycles, an open/close with faults after each bind.
@@ -110,7 +83,7 @@ result "unbind_bind_${binds}_cycles" "$why"
 # 3. rmmod/modprobe cycles, an open/close of every device after each load.
 why=
 for i in $(seq "$loads"); do
-	why=$(reload scrub_memory=0 2>&1) || { why="cycle $i: reload: $why"; break; }
+	why=$(reload_driver scrub_memory=0 2>&1) || { why="cycle $i: reload: $why"; break; }
 	for bdf in "${devices[@]}"; do
 		why=$(sub "$lifecycle" --device "$bdf" --cycles 2 --expect-no-scrub --label "load-$bdf" 3>/dev/null)
 		[ -z "$why" ] || { why="cycle $i: $why"; break 2; }
@@ -121,18 +94,18 @@ result "rmmod_modprobe_${loads}_cycles" "$why"
 
 # 4. Resets of every kind, mixed, under faulting and reading threads (long runs).
 if [ "$resets" != 0 ]; then
-	why=$(reload 2>&1) || why="reload: $why"
+	why=$(reload_driver 2>&1) || why="reload: $why"
 	[ -n "$why" ] || why=$(sub target/release/cxlvfio-dpa --device "${devices[0]}" --only dpa_stress_resets --resets "$resets")
 	result "stress_${resets}_resets" "$why"
 fi
 
 # 5. The same open/close cycles with disable_cxl=1, for the ratios.
-why=$(reload disable_cxl=1 2>&1) || why="reload with disable_cxl=1: $why"
+why=$(reload_driver disable_cxl=1 2>&1) || why="reload with disable_cxl=1: $why"
 for bdf in "${devices[@]}"; do
 	[ -n "$why" ] || why=$(sub "$lifecycle" --device "$bdf" --cycles "$cycles" --label "plain-$bdf")
 done
 result "open_close_${cycles}_cycles_disable_cxl" "$why"
-w=$(reload 2>&1) || why="${why:+$why; }reload: $w"
+w=$(reload_driver 2>&1) || why="${why:+$why; }reload: $w"
 result driver_reloaded "$w"
 
 for bdf in "${devices[@]}"; do

@@ -38,17 +38,7 @@ case $iommu in type1 | iommufd) ;; *) echo "nested.sh: --iommu type1 or iommufd"
 # The test VM's own checks, before and after the nested guest.
 L1_CHECKS=5
 PLAN=$((L1_CHECKS + l2_checks))
-n=0
-failed=0
-result() { # result NAME WHY: passes when WHY is empty
-	n=$((n + 1))
-	if [ -z "$2" ]; then
-		echo "ok $n $1"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n $1 # $2"
-	fi
-}
+. tests/vm/lib.sh
 echo "KTAP version 1"
 echo "1..$PLAN"
 [ -n "$bdf" ] || { echo "# no device of type $type in this VM"; exit 1; }
