@@ -217,6 +217,9 @@ each=tests/vm/each-device.sh
 # first boot also keeps the guest kernel log for the KUnit results.
 VM_DMESG="$logs/dmesg" VM_CONSOLE="$logs/console" vm_suite vm-smoke -- \
 	$each --reload -- target/release/cxlvfio-smoke --device {bdf} --expect-ids {ids}
+# The sanitizer kernel's positive control: a leak of ours (the claim-test module's leak_bytes)
+# is reported by kmemleak and fails `cxlvfio sanitizer-check`, which judges every other boot.
+[ "$KERNEL_FLAVOR" != sanitize ] || vm_suite vm-kmemleak-control -- tests/vm/kmemleak-control.sh
 vm_suite vm-smoke-disable-cxl --disable-cxl -- \
 	$each --reload -- target/release/cxlvfio-smoke --device {bdf} --expect-ids {ids} --expect-disable-cxl Y
 # COMP_REGS and DVSEC emulation, every rule through the UAPI; then plain vfio-pci without CXL.

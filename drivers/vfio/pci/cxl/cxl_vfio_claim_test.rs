@@ -3,6 +3,11 @@
 //! Test module: claims the host physical range `[start, start + size)` while loaded, as another
 //! driver owning a device's memory range would, so that tests can check that cxl-vfio-pci then
 //! refuses to open the device (`EBUSY`).
+//!
+//! With `leak_bytes`, it also leaks one allocation of that size at load: the sanitizer kernel's
+//! positive control (`tests/vm/kmemleak-control.sh`), which shows that kmemleak finds a leak of
+//! ours and that `cxlvfio sanitizer-check` fails on it. `start` and `size` may then be 0 (no
+//! claim).
 
 use kernel::{
     c_str,
@@ -26,17 +31,33 @@ module! {
             default: 0,
             description: "Size of the range in bytes (page aligned)",
         },
+        leak_bytes: u64 {
+            default: 0,
+            description: "Leak one allocation of this many bytes at load (kmemleak control)",
+        },
     },
 }
 
 struct ClaimTest {
-    _claim: DeviceMemory,
+    _claim: Option<DeviceMemory>,
 }
 
 impl kernel::Module for ClaimTest {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let start = *module_parameters::start.value();
         let size = usize::try_from(*module_parameters::size.value()).map_err(|_| EINVAL)?;
+        let leak_bytes =
+            usize::try_from(*module_parameters::leak_bytes.value()).map_err(|_| EINVAL)?;
+        if leak_bytes > 0 {
+            // Forgotten, so nothing references it once init returns: kmemleak must report it,
+            // with this module in its allocation backtrace.
+            let leaked = KVec::<u8>::with_capacity(leak_bytes, GFP_KERNEL)?;
+            core::mem::forget(leaked);
+            pr_info!("leaked {} bytes (kmemleak control)\n", leak_bytes);
+            if start == 0 && size == 0 {
+                return Ok(Self { _claim: None });
+            }
+        }
         // Only ranges inside a CXL window can be claimed: the DPA ranges the tests need are.
         let claim = CxlWindowRange::find(start, size)
             .and_then(|range| {
@@ -49,6 +70,8 @@ impl kernel::Module for ClaimTest {
             start,
             start + size as u64 - 1
         );
-        Ok(Self { _claim: claim })
+        Ok(Self {
+            _claim: Some(claim),
+        })
     }
 }
