@@ -22,6 +22,12 @@ result() {
 # driver_of BDF: the name of the driver bound to the function, or nothing.
 driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null; }
 
+# pci_ids BDF: the function's vendor and device IDs as VVVV:DDDD (the test programs' --expect-ids).
+pci_ids() {
+	local d=/sys/bus/pci/devices/$1
+	printf '%04x:%04x' "$(($(cat "$d/vendor")))" "$(($(cat "$d/device")))"
+}
+
 # await_driver BDF DRIVER: waits up to 10 s for the function's driver to be DRIVER (probing
 # is asynchronous); fails if it is not.
 await_driver() {

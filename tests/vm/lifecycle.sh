@@ -95,7 +95,8 @@ result "rmmod_modprobe_${loads}_cycles" "$why"
 # 4. Resets of every kind, mixed, under faulting and reading threads (long runs).
 if [ "$resets" != 0 ]; then
 	why=$(reload_driver 2>&1) || why="reload: $why"
-	[ -n "$why" ] || why=$(sub target/release/cxlvfio-dpa --device "${devices[0]}" --only dpa_stress_resets --resets "$resets")
+	[ -n "$why" ] || why=$(sub target/release/cxlvfio-dpa --device "${devices[0]}" \
+		--expect-ids "$(pci_ids "${devices[0]}")" --only dpa_stress_resets --resets "$resets")
 	result "stress_${resets}_resets" "$why"
 fi
 
